@@ -1,0 +1,226 @@
+"""One configuration dataclass whose fields are the official `main.py` flags, with the same defaults."""
+
+import argparse
+import dataclasses
+import json
+import os
+from typing import Optional
+
+DEFAULT_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+DATASETS = ("CelebA", "RaFD", "Both", "Demo")
+
+
+@dataclasses.dataclass
+class StarGANConfig:
+    """Every option of training, testing and export; names and defaults follow yunjey/stargan's main.py."""
+
+    # Model configuration.
+    c_dim: Optional[int] = None  # official default 5; None follows len(selected_attrs)
+    c2_dim: int = 8
+    celeba_crop_size: int = 178
+    rafd_crop_size: int = 256
+    image_size: int = 128
+    g_conv_dim: int = 64
+    d_conv_dim: int = 64
+    g_repeat_num: int = 6
+    d_repeat_num: int = 6
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    # Training configuration.
+    dataset: str = "CelebA"
+    batch_size: int = 16
+    num_iters: int = 200000
+    num_iters_decay: int = 100000
+    g_lr: float = 0.0001
+    d_lr: float = 0.0001
+    n_critic: int = 5
+    beta1: float = 0.5
+    beta2: float = 0.999
+    resume_iters: Optional[object] = None  # an int step, "latest", or None
+    selected_attrs: list = dataclasses.field(default_factory=lambda: list(DEFAULT_ATTRS))
+    # Test configuration.
+    test_iters: object = 200000  # an int step or "latest"
+    # Miscellaneous.
+    num_workers: Optional[int] = None  # parallel image decoders; None lets tf.data tune it
+    mode: str = "train"
+    use_tensorboard: bool = True
+    # Directories.
+    celeba_image_dir: str = "data/celeba/images"
+    attr_path: str = "data/celeba/list_attr_celeba.txt"
+    rafd_image_dir: str = "data/RaFD/train"
+    log_dir: str = "stargan/logs"
+    model_save_dir: str = "stargan/models"
+    sample_dir: str = "stargan/samples"
+    result_dir: str = "stargan/results"
+    # Step size.
+    log_step: int = 10
+    sample_step: int = 1000
+    model_save_step: int = 10000
+    lr_update_step: int = 1000
+    # Additions of this project.
+    seed: Optional[int] = None  # None draws one and records it in config.json
+    test_size: Optional[int] = None  # CelebA test images; None: 1,999 (official) or a tenth of a small set
+    demo_dir: str = "data/demo"
+    demo_images: int = 2000
+
+    def validate(self):
+        """Raise ValueError naming the option when a value cannot work."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.mode not in ("train", "test"):
+            raise ValueError(f"--mode must be train or test, got {self.mode!r}")
+        if self.dataset in ("CelebA", "Demo", "Both"):
+            if not self.selected_attrs:
+                raise ValueError("--selected_attrs needs at least one attribute name")
+            if len(set(self.selected_attrs)) != len(self.selected_attrs):
+                raise ValueError(f"--selected_attrs names an attribute twice: {' '.join(self.selected_attrs)}")
+            if self.c_dim is None:
+                self.c_dim = len(self.selected_attrs)
+            elif self.c_dim != len(self.selected_attrs):
+                raise ValueError(
+                    f"--c_dim {self.c_dim} does not match the {len(self.selected_attrs)} --selected_attrs "
+                    f"({' '.join(self.selected_attrs)}); omit --c_dim to follow --selected_attrs"
+                )
+        positive = ("image_size", "batch_size", "num_iters", "n_critic", "g_conv_dim", "d_conv_dim",
+                    "log_step", "sample_step", "model_save_step", "lr_update_step", "celeba_crop_size",
+                    "rafd_crop_size", "demo_images")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}")
+        if self.g_repeat_num < 0:
+            raise ValueError(f"--g_repeat_num must be 0 or more, got {self.g_repeat_num}")
+        if self.num_iters_decay < 0:
+            raise ValueError(f"--num_iters_decay must be 0 or more, got {self.num_iters_decay}")
+        if self.test_size is not None and self.test_size < 0:
+            raise ValueError(f"--test_size must be 0 or more, got {self.test_size}")
+        return self
+
+    def model_dict(self):
+        """The options needed to rebuild the networks and their labels (stored beside the checkpoints)."""
+        keys = ("dataset", "c_dim", "c2_dim", "image_size", "g_conv_dim", "d_conv_dim", "g_repeat_num",
+                "d_repeat_num", "selected_attrs", "celeba_crop_size", "rafd_crop_size")
+        return {k: getattr(self, k) for k in keys}
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values, source="config"):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}")
+        return cls(**values)
+
+
+CONFIG_FILE = "config.json"
+
+
+def save_config(config, model_save_dir):
+    """Write config.json beside the checkpoints atomically (temporary file, then rename)."""
+    os.makedirs(model_save_dir, exist_ok=True)
+    path = os.path.join(model_save_dir, CONFIG_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(config.to_json() + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_config(model_save_dir):
+    """Read the config.json that training stored in `model_save_dir`."""
+    path = os.path.join(model_save_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: --model_save_dir must be a directory written by train.py (or stargan_tf.convert)"
+        )
+    with open(path) as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
+    return StarGANConfig.from_dict(values, source=path)
+
+
+def _str2bool(value):
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _step(value):
+    if value == "latest":
+        return value
+    try:
+        step = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number or 'latest', got {value!r}") from None
+    if step < 0:
+        raise argparse.ArgumentTypeError(f"expected a step number >= 0, got {step}")
+    return step
+
+
+_HELP = {
+    "c_dim": "dimension of domain labels (1st dataset); follows --selected_attrs when omitted",
+    "c2_dim": "dimension of domain labels (2nd dataset)",
+    "image_size": "image resolution",
+    "g_conv_dim": "number of conv filters in the first layer of G",
+    "d_conv_dim": "number of conv filters in the first layer of D",
+    "g_repeat_num": "number of residual blocks in G",
+    "d_repeat_num": "number of strided conv layers in D",
+    "lambda_cls": "weight for domain classification loss",
+    "lambda_rec": "weight for reconstruction loss",
+    "lambda_gp": "weight for gradient penalty",
+    "num_iters": "number of total iterations for training D",
+    "num_iters_decay": "number of final iterations over which both learning rates fall linearly to 0",
+    "n_critic": "number of D updates per each G update",
+    "resume_iters": "resume training from this step ('latest' for the newest checkpoint)",
+    "test_iters": "test model from this step ('latest' for the newest checkpoint)",
+    "num_workers": "parallel image decoders (default: tuned by tf.data)",
+    "seed": "random seed for data order, flips, target labels and weights (default: drawn and recorded)",
+    "test_size": "number of CelebA-layout images held out for test mode (default: 1999, or a tenth of a small set)",
+    "demo_dir": "where --dataset Demo generates (or finds) its synthetic CelebA-layout data",
+    "demo_images": "number of images --dataset Demo generates",
+}
+
+
+def build_parser(description="Train or test StarGAN."):
+    """An argparse parser with one option per config field, accepting the official command lines."""
+    parser = argparse.ArgumentParser(description=description)
+    for field in dataclasses.fields(StarGANConfig):
+        name, default = field.name, field.default
+        kwargs = {"help": _HELP.get(name, name.replace("_", " "))}
+        if name == "selected_attrs":
+            parser.add_argument("--selected_attrs", "--list", nargs="+", default=list(DEFAULT_ATTRS), **kwargs)
+            continue
+        if name in ("resume_iters", "test_iters"):
+            kwargs["type"] = _step
+        elif name == "use_tensorboard":
+            kwargs["type"] = _str2bool
+        elif name in ("c_dim", "num_workers", "seed", "test_size"):
+            kwargs["type"] = int
+        elif isinstance(default, bool):
+            kwargs["type"] = _str2bool
+        elif isinstance(default, (int, float, str)):
+            kwargs["type"] = type(default)
+        if name == "dataset":
+            kwargs["choices"] = DATASETS
+        if name == "mode":
+            kwargs["choices"] = ("train", "test")
+        parser.add_argument(f"--{name}", default=default, **kwargs)
+    return parser
+
+
+def parse_config(argv=None):
+    """Parse a command line into a validated config; option errors exit with argparse's message."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = StarGANConfig(**vars(args))
+    try:
+        return config.validate()
+    except ValueError as e:
+        parser.error(str(e))
