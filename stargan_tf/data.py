@@ -1,0 +1,187 @@
+"""CelebA-layout attribute files and the tf.data input pipeline (decode, crop, resize, targets)."""
+
+import os
+import random
+
+import numpy as np
+import tensorflow as tf
+
+OFFICIAL_TEST_SIZE = 1999  # the official split: rows with (i+1) < 2000 after the seeded shuffle
+SPLIT_SEED = 1234
+
+
+class DataError(ValueError):
+    """The data on disk is not what was expected; the message names the file (and line)."""
+
+
+def read_attribute_file(attr_path, selected_attrs):
+    """Parse a `list_attr_celeba.txt`: a count line, a names line, then `file v1 v2 ...` rows of 1/-1.
+
+    Returns (filenames, labels (n, len(selected_attrs)) float32 0/1, all attribute names). A value counts
+    as true only when it is exactly "1", as in the official loader.
+    """
+    if not os.path.isfile(attr_path):
+        raise DataError(f"--attr_path {attr_path}: no such file")
+    with open(attr_path) as f:
+        lines = [line.rstrip("\r\n") for line in f]
+    if len(lines) < 2:
+        raise DataError(f"{attr_path}: expected a count line and an attribute-name line, found {len(lines)} line(s)")
+    names = lines[1].split()
+    if not names:
+        raise DataError(f"{attr_path}, line 2: expected the attribute names, found an empty line")
+    index = {name: i for i, name in enumerate(names)}
+    unknown = [a for a in selected_attrs if a not in index]
+    if unknown:
+        raise DataError(
+            f"--selected_attrs: {', '.join(unknown)} not in {attr_path}; valid names: {' '.join(names)}"
+        )
+    columns = [index[a] for a in selected_attrs]
+    filenames, labels = [], []
+    for lineno, line in enumerate(lines[2:], start=3):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != len(names) + 1:
+            raise DataError(
+                f"{attr_path}, line {lineno}: expected a file name and {len(names)} values, found {len(parts)} fields"
+            )
+        values = parts[1:]
+        bad = [v for v in values if v not in ("1", "-1", "0")]
+        if bad:
+            raise DataError(f"{attr_path}, line {lineno}: values must be 1 or -1, found {bad[0]!r}")
+        filenames.append(parts[0])
+        labels.append([values[c] == "1" for c in columns])
+    if not filenames:
+        raise DataError(f"{attr_path}: no image rows after the two header lines")
+    try:
+        declared = int(lines[0].split()[0])
+    except (ValueError, IndexError):
+        raise DataError(f"{attr_path}, line 1: expected the number of images, found {lines[0]!r}") from None
+    if declared != len(filenames):
+        raise DataError(f"{attr_path}, line 1: says {declared} images but {len(filenames)} rows follow")
+    return filenames, np.asarray(labels, dtype=np.float32).reshape(len(filenames), len(columns)), names
+
+
+def default_test_size(num_images):
+    """The official 1,999 test images, or a tenth of a dataset too small for that (at least one)."""
+    return min(OFFICIAL_TEST_SIZE, max(1, num_images // 10)) if num_images > 1 else 0
+
+
+def split_train_test(filenames, labels, test_size=None):
+    """The official split: `random.seed(1234)` shuffle of the rows, the first `test_size` go to test."""
+    n = len(filenames)
+    test_size = default_test_size(n) if test_size is None else test_size
+    if test_size >= n:
+        raise DataError(f"--test_size {test_size} leaves no training images out of {n}")
+    order = list(range(n))
+    random.Random(SPLIT_SEED).shuffle(order)
+    test, train = order[:test_size], order[test_size:]
+    pick = lambda idx: ([filenames[i] for i in idx], labels[idx].reshape(len(idx), labels.shape[1]))  # noqa: E731
+    return pick(train), pick(test)
+
+
+def check_files_exist(image_dir, filenames, source):
+    """Fail early, naming the first missing files, instead of deep inside the input pipeline."""
+    if not os.path.isdir(image_dir):
+        raise DataError(f"image directory {image_dir} does not exist")
+    missing = [f for f in filenames if not os.path.isfile(os.path.join(image_dir, f))]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(f"{len(missing)} image(s) listed in {source} are missing from {image_dir}: {shown}")
+
+
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
+
+def decode_image(contents, path):
+    """Decode JPEG/PNG/GIF/BMP bytes of any mode (grey, RGBA, CMYK, ...) to float32 RGB in [0, 255]."""
+    head = tf.strings.substr(contents, 0, 4)
+    known = tf.reduce_any([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC])
+    tf.debugging.Assert(known, ["not a JPEG, PNG, GIF or BMP image:", path])
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.float32)
+
+
+def center_crop(image, crop_size):
+    """torchvision's CenterCrop offsets (round((h - c) / 2)); an image smaller than the crop keeps its
+    largest centred square instead of being padded with black."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    size = tf.minimum(tf.minimum(h, w), crop_size)
+    top = tf.cast(tf.round(tf.cast(h - size, tf.float32) / 2.0), tf.int32)
+    left = tf.cast(tf.round(tf.cast(w - size, tf.float32) / 2.0), tf.int32)
+    return image[top : top + size, left : left + size]
+
+
+def preprocess(image, crop_size, image_size):
+    """Center crop, antialiased bilinear resize (as PIL/torchvision), scale [0, 255] to [-1, 1]."""
+    image = center_crop(image, crop_size)
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+
+
+def load_image(path, crop_size, image_size):
+    return preprocess(decode_image(tf.io.read_file(path), path), crop_size, image_size)
+
+
+def permutation_targets(labels, seed):
+    """Target labels for a batch: the batch's own labels in a random (stateless, seeded) order."""
+    n = tf.shape(labels)[0]
+    order = tf.argsort(tf.random.stateless_uniform([n], seed=seed))
+    return tf.gather(labels, order)
+
+
+def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_parallel_calls=None,
+                  shard=(1, 0), labels_to_model=None):
+    """Endless training batches: dicts with `image`, `label_org`, `label_trg` and the penalty's `alpha`.
+
+    Every random draw (order, flips, target permutation, interpolation) is stateless and derived from
+    `seed`, so a run is repeatable. `shard=(num_pipelines, index)` splits the files between workers.
+    `labels_to_model` maps a batch of dataset labels to the generator's label layout (identity by default).
+    """
+    parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
+    num_pipelines, index = shard
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.float32)))
+    if num_pipelines > 1:
+        ds = ds.shard(num_pipelines, index)
+    ds = ds.shuffle(len(paths), seed=seed + 7919 * index, reshuffle_each_iteration=True).repeat()
+    ds = ds.enumerate()
+
+    def load(i, example):
+        path, label = example
+        image = load_image(path, crop_size, image_size)
+        flip_seed = tf.stack([tf.cast(seed, tf.int64), i * num_pipelines + index])
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+        return image, label
+
+    ds = ds.map(load, num_parallel_calls=parallel, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True).enumerate()
+
+    def targets(step, batch):
+        image, label = batch
+        batch_seed = tf.stack([tf.cast(seed, tf.int64) + 1, step * num_pipelines + index])
+        label_trg = permutation_targets(label, batch_seed)
+        alpha = tf.random.stateless_uniform([tf.shape(image)[0], 1, 1, 1], seed=batch_seed + [0, 1 << 40])
+        if labels_to_model is not None:
+            label, label_trg = labels_to_model(label), labels_to_model(label_trg)
+        return {"image": image, "label_org": label, "label_trg": label_trg, "alpha": alpha}
+
+    return ds.map(targets, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(paths, labels, crop_size, image_size, batch_size, num_parallel_calls=None):
+    """Test batches in file order, without flips: (images, labels); the last batch may be smaller."""
+    parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.float32)))
+    ds = ds.map(lambda p, y: (load_image(p, crop_size, image_size), y), num_parallel_calls=parallel)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def celeba_files(image_dir, attr_path, selected_attrs, test_size=None):
+    """Read and split a CelebA-layout dataset: ((train paths, labels), (test paths, labels))."""
+    filenames, labels, _ = read_attribute_file(attr_path, selected_attrs)
+    check_files_exist(image_dir, filenames, attr_path)
+    (train_names, train_labels), (test_names, test_labels) = split_train_test(filenames, labels, test_size)
+    join = lambda names: [os.path.join(image_dir, n) for n in names]  # noqa: E731
+    return (join(train_names), train_labels), (join(test_names), test_labels)
