@@ -1,0 +1,134 @@
+"""StarGAN's train steps: WGAN-GP critic updates and, every n_critic-th step, a generator update.
+
+The steps are `tf.function`s run through a `tf.distribute.Strategy` (the default strategy on one
+device). Every random draw arrives with the batch (see `stargan_tf.data`), so a step is a pure function
+of the weights and its inputs: this is what lets a mirrored step equal a single-device one.
+"""
+
+import keras
+import tensorflow as tf
+
+from stargan_tf import losses
+from stargan_tf.models import build_discriminator, build_generator
+
+
+def learning_rate_at(step, base_lr, num_iters, num_iters_decay, lr_update_step):
+    """The rate in force after `step` finished iterations: constant, then linear to 0 over the last
+    `num_iters_decay` iterations, changed every `lr_update_step` (the official schedule, ending at 0)."""
+    if num_iters_decay <= 0:
+        return base_lr
+    last_update = (step // lr_update_step) * lr_update_step
+    if last_update <= num_iters - num_iters_decay:
+        return base_lr
+    return base_lr * max(0.0, (num_iters - last_update) / num_iters_decay)
+
+
+class StarGANTrainer:
+    """Owns G, D, their Adam optimizers and the step counter, and runs distributed train steps.
+
+    `cls_loss(logits, label)` scores D's class logits against a generator-layout label; for CelebA it is
+    the summed sigmoid cross-entropy, for folder datasets the softmax cross-entropy.
+    """
+
+    def __init__(self, config, strategy=None, cls_loss=losses.attribute_classification_loss, g_c_dim=None,
+                 d_c_dim=None):
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.cls_loss = cls_loss
+        g_c_dim = g_c_dim or config.c_dim
+        d_c_dim = d_c_dim or config.c_dim
+        with self.strategy.scope():
+            self.G = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num)
+            self.D = build_discriminator(config.image_size, d_c_dim, config.d_conv_dim, config.d_repeat_num)
+            self.g_optimizer = keras.optimizers.Adam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2)
+            self.d_optimizer = keras.optimizers.Adam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2)
+            self.g_optimizer.build(self.G.trainable_variables)
+            self.d_optimizer.build(self.D.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._d_fn = tf.function(self._distributed(self._d_step))
+        self._dg_fn = tf.function(self._distributed(self._d_and_g_step))
+
+    # ------------------------------------------------------------------ per-replica maths
+    def _global_batch(self, images):
+        return tf.shape(images)[0] * self.strategy.num_replicas_in_sync
+
+    def _d_loss(self, x_real, x_fake, label_org, alpha, n):
+        """The critic's total loss and its terms; `x_fake` is treated as a constant."""
+        cfg = self.config
+        real_src, real_cls = self.D(x_real, training=True)
+        fake_src, _ = self.D(tf.stop_gradient(x_fake), training=True)
+        loss_real, loss_fake = losses.d_adversarial_loss(real_src, fake_src, n)
+        loss_cls = self.cls_loss(real_cls, label_org, n)
+        loss_gp = losses.gradient_penalty(lambda x: self.D(x, training=True)[0], x_real, x_fake, alpha, n)
+        total = loss_real + loss_fake + cfg.lambda_cls * loss_cls + cfg.lambda_gp * loss_gp
+        return total, {"D/loss_real": loss_real, "D/loss_fake": loss_fake, "D/loss_cls": loss_cls,
+                       "D/loss_gp": loss_gp}
+
+    def _apply_d(self, x_real, x_fake, label_org, alpha, n):
+        with tf.GradientTape() as tape:
+            total, terms = self._d_loss(x_real, x_fake, label_org, alpha, n)
+        grads = tape.gradient(total, self.D.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.D.trainable_variables))
+        return terms
+
+    def _d_step(self, batch):
+        x_real, label_org = batch["image"], batch["label_org"]
+        n = self._global_batch(x_real)
+        x_fake = self.G([x_real, batch["label_trg"]], training=True)
+        return self._apply_d(x_real, x_fake, label_org, batch["alpha"], n)
+
+    def _d_and_g_step(self, batch):
+        """A critic update, then a generator update against the updated critic.
+
+        G(x, c_trg) is computed once, under the generator's tape: the critic update uses it as a constant,
+        and since G's weights do not change in between, this equals recomputing it for the G update.
+        """
+        cfg = self.config
+        x_real, label_org, label_trg = batch["image"], batch["label_org"], batch["label_trg"]
+        n = self._global_batch(x_real)
+        with tf.GradientTape() as g_tape:
+            x_fake = self.G([x_real, label_trg], training=True)
+            with g_tape.stop_recording():
+                terms = self._apply_d(x_real, x_fake, label_org, batch["alpha"], n)
+            fake_src, fake_cls = self.D(x_fake, training=True)
+            g_loss_fake = losses.g_adversarial_loss(fake_src, n)
+            g_loss_cls = self.cls_loss(fake_cls, label_trg, n)
+            x_rec = self.G([x_fake, label_org], training=True)
+            g_loss_rec = losses.reconstruction_loss(x_real, x_rec, n)
+            g_total = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
+        grads = g_tape.gradient(g_total, self.G.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.G.trainable_variables))
+        terms.update({"G/loss_fake": g_loss_fake, "G/loss_rec": g_loss_rec, "G/loss_cls": g_loss_cls})
+        return terms
+
+    def _distributed(self, replica_fn):
+        strategy = self.strategy
+
+        def step(dist_batch):
+            per_replica = strategy.run(replica_fn, args=(dist_batch,))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+        return step
+
+    # ------------------------------------------------------------------ public API
+    def set_learning_rates(self, step):
+        cfg = self.config
+        g_lr = learning_rate_at(step, cfg.g_lr, cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step)
+        d_lr = learning_rate_at(step, cfg.d_lr, cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step)
+        self.g_optimizer.learning_rate.assign(g_lr)
+        self.d_optimizer.learning_rate.assign(d_lr)
+        return g_lr, d_lr
+
+    def train_step(self, dist_batch):
+        """One official iteration (0-based `self.step`): D always, G when (step+1) % n_critic == 0."""
+        step = int(self.step.numpy())
+        self.set_learning_rates(step)
+        update_g = (step + 1) % self.config.n_critic == 0
+        terms = (self._dg_fn if update_g else self._d_fn)(dist_batch)
+        self.step.assign_add(1)
+        return terms
+
+    def checkpoint(self):
+        """A `tf.train.Checkpoint` of everything training needs to continue exactly."""
+        return tf.train.Checkpoint(generator=self.G, discriminator=self.D, g_optimizer=self.g_optimizer,
+                                   d_optimizer=self.d_optimizer, step=self.step)
