@@ -4,7 +4,6 @@ import argparse
 import dataclasses
 import json
 import os
-from typing import Optional
 
 DEFAULT_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 DATASETS = ("CelebA", "RaFD", "Both", "Demo")
@@ -15,7 +14,7 @@ class StarGANConfig:
     """Every option of training, testing and export; names and defaults follow yunjey/stargan's main.py."""
 
     # Model configuration.
-    c_dim: Optional[int] = None  # official default 5; None follows len(selected_attrs)
+    c_dim: int | None = None  # official default 5; None follows len(selected_attrs)
     c2_dim: int = 8
     celeba_crop_size: int = 178
     rafd_crop_size: int = 256
@@ -37,12 +36,12 @@ class StarGANConfig:
     n_critic: int = 5
     beta1: float = 0.5
     beta2: float = 0.999
-    resume_iters: Optional[object] = None  # an int step, "latest", or None
+    resume_iters: object | None = None  # an int step, "latest", or None
     selected_attrs: list = dataclasses.field(default_factory=lambda: list(DEFAULT_ATTRS))
     # Test configuration.
     test_iters: object = 200000  # an int step or "latest"
     # Miscellaneous.
-    num_workers: Optional[int] = None  # parallel image decoders; None lets tf.data tune it
+    num_workers: int | None = None  # parallel image decoders; None lets tf.data tune it
     mode: str = "train"
     use_tensorboard: bool = True
     # Directories.
@@ -59,8 +58,8 @@ class StarGANConfig:
     model_save_step: int = 10000
     lr_update_step: int = 1000
     # Additions of this project.
-    seed: Optional[int] = None  # None draws one and records it in config.json
-    test_size: Optional[int] = None  # CelebA test images; None: 1,999 (official) or a tenth of a small set
+    seed: int | None = None  # None draws one and records it in config.json
+    test_size: int | None = None  # CelebA test images; None: 1,999 (official) or a tenth of a small set
     demo_dir: str = "data/demo"
     demo_images: int = 2000
 

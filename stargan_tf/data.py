@@ -132,37 +132,51 @@ def permutation_targets(labels, seed):
     return tf.gather(labels, order)
 
 
+def _epoch_order(num_files, seed, epoch):
+    """The file order of one epoch: a stateless permutation derived from (seed, epoch)."""
+    return tf.argsort(tf.random.stateless_uniform([num_files], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))
+
+
 def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_parallel_calls=None,
-                  shard=(1, 0), labels_to_model=None):
+                  shard=(1, 0), start_batch=0, labels_to_model=None):
     """Endless training batches: dicts with `image`, `label_org`, `label_trg` and the penalty's `alpha`.
 
-    Every random draw (order, flips, target permutation, interpolation) is stateless and derived from
-    `seed`, so a run is repeatable. `shard=(num_pipelines, index)` splits the files between workers.
-    `labels_to_model` maps a batch of dataset labels to the generator's label layout (identity by default).
+    Every random draw (epoch order, flips, target permutation, interpolation) is stateless and derived from
+    `seed` and the position in the stream, so the stream is repeatable and `start_batch` resumes it exactly
+    where an earlier run stopped without decoding the skipped images. `shard=(num_pipelines, index)` gives
+    each input pipeline its own files. `labels_to_model` maps dataset labels to the generator's layout.
     """
     parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     num_pipelines, index = shard
-    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.float32)))
-    if num_pipelines > 1:
-        ds = ds.shard(num_pipelines, index)
-    ds = ds.shuffle(len(paths), seed=seed + 7919 * index, reshuffle_each_iteration=True).repeat()
-    ds = ds.enumerate()
+    paths = list(paths)[index::num_pipelines]
+    labels = np.asarray(labels, np.float32)[index::num_pipelines]
+    n = len(paths)
+    if n == 0:
+        raise DataError(f"input pipeline {index} of {num_pipelines} has no training images")
+    seed = int(seed) + 7919 * index
+    first = start_batch * batch_size
+    first_epoch, offset = divmod(first, n)
+    order = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(
+        lambda epoch: tf.data.Dataset.from_tensor_slices(_epoch_order(n, seed, epoch))
+    ).skip(offset)
+    positions = tf.data.Dataset.range(first, np.iinfo(np.int64).max)
+    table_paths, table_labels = tf.constant(paths), tf.constant(labels)
 
-    def load(i, example):
-        path, label = example
+    def load(position, i):
+        path = table_paths[i]
         image = load_image(path, crop_size, image_size)
-        flip_seed = tf.stack([tf.cast(seed, tf.int64), i * num_pipelines + index])
-        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-        return image, label
+        image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed, tf.int64), position]))
+        return image, table_labels[i]
 
-    ds = ds.map(load, num_parallel_calls=parallel, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=True).enumerate()
+    ds = tf.data.Dataset.zip(positions, order).map(load, num_parallel_calls=parallel, deterministic=True)
+    ds = tf.data.Dataset.zip(tf.data.Dataset.range(start_batch, np.iinfo(np.int64).max),
+                             ds.batch(batch_size, drop_remainder=True))
 
     def targets(step, batch):
         image, label = batch
-        batch_seed = tf.stack([tf.cast(seed, tf.int64) + 1, step * num_pipelines + index])
+        batch_seed = tf.stack([tf.cast(seed, tf.int64) + 1, step])
         label_trg = permutation_targets(label, batch_seed)
-        alpha = tf.random.stateless_uniform([tf.shape(image)[0], 1, 1, 1], seed=batch_seed + [0, 1 << 40])
+        alpha = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed=batch_seed + [0, 1 << 40])
         if labels_to_model is not None:
             label, label_trg = labels_to_model(label), labels_to_model(label_trg)
         return {"image": image, "label_org": label, "label_trg": label_trg, "alpha": alpha}

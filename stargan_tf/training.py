@@ -68,7 +68,7 @@ class StarGANTrainer:
         with tf.GradientTape() as tape:
             total, terms = self._d_loss(x_real, x_fake, label_org, alpha, n)
         grads = tape.gradient(total, self.D.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.D.trainable_variables))
+        self.d_optimizer.apply_gradients(zip(grads, self.D.trainable_variables, strict=True))
         return terms
 
     def _d_step(self, batch):
@@ -97,7 +97,7 @@ class StarGANTrainer:
             g_loss_rec = losses.reconstruction_loss(x_real, x_rec, n)
             g_total = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
         grads = g_tape.gradient(g_total, self.G.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.G.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(grads, self.G.trainable_variables, strict=True))
         terms.update({"G/loss_fake": g_loss_fake, "G/loss_rec": g_loss_rec, "G/loss_cls": g_loss_cls})
         return terms
 

@@ -1,0 +1,158 @@
+import io
+import itertools
+import os
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from stargan_tf import data
+
+NAMES = ["5_o_Clock_Shadow", "Black_Hair", "Blond_Hair", "Male"]
+
+
+def write_attr_file(path, rows, names=NAMES, count=None):
+    lines = [str(len(rows) if count is None else count), " ".join(names)]
+    lines += [f"{name} " + " ".join(f"{v:2d}" for v in values) for name, values in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_parse_selected_attributes_in_given_order(tmp_path):
+    path = write_attr_file(tmp_path / "a.txt", [("1.jpg", [1, -1, 1, 1]), ("2.jpg", [-1, 1, -1, -1])])
+    files, labels, names = data.read_attribute_file(path, ["Male", "Black_Hair"])
+    assert files == ["1.jpg", "2.jpg"]
+    np.testing.assert_array_equal(labels, [[1, 0], [0, 1]])
+    assert names == NAMES
+
+
+def test_unknown_attribute_lists_valid_names(tmp_path):
+    path = write_attr_file(tmp_path / "a.txt", [("1.jpg", [1, -1, 1, 1])])
+    with pytest.raises(data.DataError, match="Bald not in .*valid names: 5_o_Clock_Shadow Black_Hair Blond_Hair Male"):
+        data.read_attribute_file(path, ["Male", "Bald"])
+
+
+def test_wrong_field_count_names_file_and_line(tmp_path):
+    path = write_attr_file(tmp_path / "a.txt", [("1.jpg", [1, -1, 1, 1]), ("2.jpg", [1, -1, 1])])
+    with pytest.raises(data.DataError, match=r"a.txt, line 4: expected a file name and 4 values, found 4 fields"):
+        data.read_attribute_file(path, ["Male"])
+
+
+def test_bad_value_names_line(tmp_path):
+    path = write_attr_file(tmp_path / "a.txt", [("1.jpg", [1, -1, 1, 1])])
+    path_text = open(path).read().replace(" 1\n", " yes\n")
+    open(path, "w").write(path_text)
+    with pytest.raises(data.DataError, match=r"line 3: values must be 1 or -1, found 'yes'"):
+        data.read_attribute_file(path, ["Male"])
+
+
+def test_count_line_must_match_rows(tmp_path):
+    path = write_attr_file(tmp_path / "a.txt", [("1.jpg", [1, -1, 1, 1])], count=5)
+    with pytest.raises(data.DataError, match="line 1: says 5 images but 1 rows follow"):
+        data.read_attribute_file(path, ["Male"])
+
+
+def test_missing_attribute_file_names_option(tmp_path):
+    with pytest.raises(data.DataError, match="--attr_path .*nope.txt: no such file"):
+        data.read_attribute_file(str(tmp_path / "nope.txt"), ["Male"])
+
+
+def official_split(lines):
+    """The official loader's split, restated: seed 1234 shuffle of the lines, (i+1) < 2000 go to test."""
+    random.seed(1234)
+    random.shuffle(lines)
+    return [x for i, x in enumerate(lines) if i + 1 >= 2000], [x for i, x in enumerate(lines) if i + 1 < 2000]
+
+
+def test_split_equals_official_split():
+    names = [f"{i:06d}.jpg" for i in range(2100)]
+    labels = np.arange(2100, dtype=np.float32)[:, None]
+    (train, train_labels), (test, _) = data.split_train_test(names, labels, test_size=1999)
+    official_train, official_test = official_split(list(names))
+    assert test == official_test and len(test) == 1999
+    assert train == official_train
+    np.testing.assert_array_equal(train_labels[:, 0], [int(n[:6]) for n in train])
+
+
+def test_default_test_size_is_official_for_full_celeba_and_small_for_small_sets():
+    assert data.default_test_size(202599) == 1999
+    assert data.default_test_size(300) == 30
+    assert data.default_test_size(5) == 1
+
+
+def test_test_size_must_leave_training_images():
+    with pytest.raises(data.DataError, match="--test_size 3 leaves no training images out of 3"):
+        data.split_train_test(["a", "b", "c"], np.zeros((3, 1), np.float32), 3)
+
+
+def encode(image, fmt, **kwargs):
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("CMYK", "JPEG"), ("L", "JPEG"),
+                                      ("RGB", "BMP")])
+def test_any_image_mode_decodes_to_rgb(mode, fmt):
+    rgb = Image.new("RGB", (20, 10), (200, 40, 10))
+    image = rgb.convert(mode)
+    decoded = data.decode_image(tf.constant(encode(image, fmt)), tf.constant("x")).numpy()
+    assert decoded.shape == (10, 20, 3)
+    expected = np.asarray(image.convert("RGB"), np.float32)
+    assert np.abs(decoded - expected).mean() < 6  # JPEG and CMYK conversion rounding
+
+
+def test_non_image_bytes_name_the_file():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="(?s)not a JPEG, PNG, GIF or BMP image.*notes.txt"):
+        data.decode_image(tf.constant(b"hello world"), tf.constant("notes.txt"))
+
+
+def test_center_crop_uses_torchvision_offsets():
+    image = tf.reshape(tf.range(218 * 178, dtype=tf.float32), [218, 178, 1])
+    crop = data.center_crop(image, 178).numpy()
+    assert crop.shape == (178, 178, 1)
+    assert crop[0, 0, 0] == 20 * 178  # top = round((218 - 178) / 2) = 20
+
+
+def test_small_image_keeps_largest_centred_square():
+    crop = data.center_crop(tf.zeros([40, 30, 3]), 178)
+    assert crop.shape == (30, 30, 3)
+
+
+def test_preprocess_scales_to_unit_range():
+    out = data.preprocess(tf.concat([tf.zeros([218, 89, 3]), tf.fill([218, 89, 3], 255.0)], axis=1), 178, 32).numpy()
+    assert out.shape == (32, 32, 3)
+    assert out.min() == pytest.approx(-1.0) and out.max() == pytest.approx(1.0)
+
+
+def test_train_batches_are_seeded_and_targets_permute_labels(demo_dataset):
+    image_dir, attr_path = demo_dataset
+    (paths, labels), _ = data.celeba_files(image_dir, attr_path, ["Black_Hair", "Blond_Hair", "Male"], test_size=8)
+    first = list(itertools.islice(data.train_dataset(paths, labels, 178, 32, 6, seed=11), 3))
+    again = list(itertools.islice(data.train_dataset(paths, labels, 178, 32, 6, seed=11), 3))
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["label_trg"], b["label_trg"])
+    batch = first[0]
+    assert batch["image"].shape == (6, 32, 32, 3) and batch["alpha"].shape == (6, 1, 1, 1)
+    rows = lambda x: sorted(map(tuple, x.numpy().tolist()))  # noqa: E731
+    assert rows(batch["label_org"]) == rows(batch["label_trg"])
+
+
+def test_start_batch_resumes_the_same_stream(demo_dataset):
+    image_dir, attr_path = demo_dataset
+    (paths, labels), _ = data.celeba_files(image_dir, attr_path, ["Male"], test_size=8)
+    whole = list(itertools.islice(data.train_dataset(paths, labels, 178, 16, 5, seed=2), 30))
+    resumed = list(itertools.islice(data.train_dataset(paths, labels, 178, 16, 5, seed=2, start_batch=27), 3))
+    for a, b in zip(whole[27:], resumed, strict=True):
+        for key in ("image", "label_org", "label_trg", "alpha"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_missing_images_are_listed(demo_dataset, tmp_path):
+    image_dir, attr_path = demo_dataset
+    with pytest.raises(data.DataError, match=r"2 image\(s\) listed in .* are missing from .*: nope1.jpg, nope2.jpg"):
+        data.check_files_exist(image_dir, ["000001.jpg", "nope1.jpg", "nope2.jpg"], attr_path)
+    assert os.path.isdir(image_dir)

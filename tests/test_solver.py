@@ -1,0 +1,103 @@
+"""End to end through the Solver: train, checkpoint, resume exactly, test mode, TensorBoard."""
+
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
+
+from stargan_tf.config import StarGANConfig
+from stargan_tf.solver import Solver
+from tests.conftest import TINY
+
+
+def run(config, **changes):
+    config = dataclasses.replace(config, **changes)
+    solver = Solver(config)
+    return solver, (solver.train() if config.mode == "train" else solver.test())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_dataset):
+    """One 10-iteration run (checkpoints at 5 and 10) shared by the checks below."""
+    out = tmp_path_factory.mktemp("run")
+    config = StarGANConfig(
+        **TINY, num_iters=10, num_iters_decay=5, lr_update_step=2, log_step=5, sample_step=5, model_save_step=5,
+        celeba_image_dir=demo_dataset[0], attr_path=demo_dataset[1], seed=7, test_size=8,
+        log_dir=str(out / "logs"), model_save_dir=str(out / "models"), sample_dir=str(out / "samples"),
+        result_dir=str(out / "results"),
+    ).validate()
+    solver, last = run(config)
+    return config, solver, last
+
+
+def test_training_writes_checkpoints_samples_and_config(trained):
+    config, solver, last = trained
+    assert last == 10
+    assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(config.model_save_dir, "ckpt-*.index"))) == [
+        "ckpt-10.index", "ckpt-5.index"]
+    stored = json.load(open(os.path.join(config.model_save_dir, "config.json")))
+    assert stored["image_size"] == 32 and stored["seed"] == 7
+    sample = Image.open(os.path.join(config.sample_dir, "10-images.png"))
+    assert sample.size == (32 * 6, 32 * 4)  # input + 5 domains, one row per image of the batch
+
+
+def test_resume_continues_exactly(trained, tmp_path):
+    config, solver, _ = trained
+    resumed_dir = tmp_path / "models"
+    resumed_dir.mkdir()
+    for f in glob.glob(os.path.join(config.model_save_dir, "*")):
+        if "ckpt-10" not in os.path.basename(f) and os.path.basename(f) != "checkpoint":
+            os.link(f, resumed_dir / os.path.basename(f))
+    resumed, last = run(config, resume_iters=5, model_save_dir=str(resumed_dir), log_dir=str(tmp_path / "l"),
+                        sample_dir=str(tmp_path / "s"))
+    assert last == 10
+    assert int(resumed.trainer.step.numpy()) == 10
+    assert int(resumed.trainer.d_optimizer.iterations.numpy()) == 10
+    assert int(resumed.trainer.g_optimizer.iterations.numpy()) == 2
+    for a, b in zip(solver.G.get_weights() + solver.D.get_weights(),
+                    resumed.G.get_weights() + resumed.D.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_from_missing_step_lists_available(trained, tmp_path):
+    config, _, _ = trained
+    with pytest.raises(FileNotFoundError, match="no checkpoint for step 7 .*available steps: 5, 10"):
+        run(config, resume_iters=7, log_dir=str(tmp_path / "l"))
+
+
+def test_resume_with_other_architecture_is_refused(trained, tmp_path):
+    config, _, _ = trained
+    with pytest.raises(ValueError, match="--g_conv_dim 8 \\(stored\\) vs 16 \\(given\\)"):
+        run(config, resume_iters=5, g_conv_dim=16, log_dir=str(tmp_path / "l"))
+
+
+def test_test_mode_writes_one_grid_per_batch(trained, tmp_path):
+    config, _, _ = trained
+    _, written = run(config, mode="test", test_iters="latest", result_dir=str(tmp_path / "results"))
+    assert [os.path.basename(p) for p in written] == ["1-images.png", "2-images.png"]  # 8 test images, batch 4
+    assert Image.open(written[0]).size == (32 * 6, 32 * 4)
+
+
+def test_tensorboard_holds_scalars_and_sample_images(trained):
+    config, _, _ = trained
+    acc = event_accumulator.EventAccumulator(config.log_dir, size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    for tag in ("D/loss_real", "D/loss_fake", "D/loss_cls", "D/loss_gp", "G/loss_fake", "G/loss_rec", "G/loss_cls",
+                "lr/g_lr", "lr/d_lr"):
+        assert tag in tags
+    assert [e.step for e in acc.Tensors("D/loss_gp")] == [5, 10]
+    assert "samples" in acc.PluginTagToContent("images")
+    width, height = acc.Tensors("samples")[-1].tensor_proto.string_val[:2]
+    assert (int(width), int(height)) == (32 * 6, 32 * 4)
+    # The rate used by the logged iteration: 1e-4 until step 5, then (10 - 8) / 5 of it after the update at 8.
+    lr = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("lr/g_lr")]
+    assert lr == [pytest.approx(1e-4), pytest.approx(0.4e-4)]
+    losses = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("D/loss_gp")]
+    assert all(np.isfinite(losses))
