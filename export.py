@@ -1,6 +1,36 @@
-"""Export a trained generator as a TF Serving SavedModel (not implemented yet)."""
+"""Export a trained StarGAN generator as a TF Serving SavedModel: `python export.py --model_save_dir DIR
+--export_dir OUT [--test_iters N|latest] [--version V]` writes OUT/<version>/ (version: the training step)."""
 
+import argparse
 import sys
 
+from stargan_tf.config import _step
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split(":")[0])
+    parser.add_argument("--model_save_dir", required=True, help="directory with train.py's checkpoints and config.json")
+    parser.add_argument("--test_iters", type=_step, default="latest", help="checkpoint step to export, or 'latest'")
+    parser.add_argument("--export_dir", required=True, help="TF Serving model base path; the export goes in a "
+                                                            "numbered sub-folder")
+    parser.add_argument("--version", type=int, default=None, help="version folder number (default: the step)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from stargan_tf.export import directory_size, export_generator
+
+    try:
+        path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Exported SavedModel to {path} ({directory_size(path) / 1e6:.1f} MB); "
+          "signatures: serving_default, translate_bytes, metadata")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit("export.py: not implemented yet (the SavedModel export is tracked by its own issue)")
+    sys.exit(main())

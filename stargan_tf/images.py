@@ -1,5 +1,6 @@
 """Image grids and atomic PNG files for samples and test results."""
 
+import io
 import os
 
 import numpy as np
@@ -20,8 +21,25 @@ def grid(columns):
 
 def save_png(path, array):
     """Write a uint8 (H, W, 3) array as PNG via a temporary file, so a crash never leaves half a file."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return write_atomic(path, buffer.getvalue())
+
+
+def write_atomic(path, payload):
+    """Write bytes via a temporary file and rename, so a crash never leaves half a file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
-    Image.fromarray(array).save(tmp, format="PNG")
+    with open(tmp, "wb") as f:
+        f.write(payload)
     os.replace(tmp, path)
     return path
+
+
+def centre_square(image, size):
+    """A PIL image as RGB, cropped to its centred square and resized to `size` (for display beside outputs)."""
+    image = image.convert("RGB")
+    w, h = image.size
+    s = min(w, h)
+    left, top = round((w - s) / 2), round((h - s) / 2)
+    return np.asarray(image.crop((left, top, left + s, top + s)).resize((size, size), Image.BILINEAR))

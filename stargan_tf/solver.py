@@ -9,35 +9,10 @@ import keras
 import tensorflow as tf
 
 from stargan_tf import data, domains, images, losses
+from stargan_tf.checkpoints import CHECKPOINT_NAME, checkpoint_path
 from stargan_tf.config import load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
 from stargan_tf.training import StarGANTrainer
-
-CHECKPOINT_NAME = "ckpt"
-
-
-def checkpoint_path(model_save_dir, step):
-    """Resolve `step` (an int or 'latest') to a checkpoint prefix in `model_save_dir`, or explain why not."""
-    if step == "latest":
-        path = tf.train.latest_checkpoint(model_save_dir)
-        if path is None:
-            raise FileNotFoundError(f"no checkpoint in {model_save_dir} to resume or test from")
-        return path
-    path = os.path.join(model_save_dir, f"{CHECKPOINT_NAME}-{step}")
-    if not os.path.exists(path + ".index"):
-        available = sorted(
-            int(f[len(CHECKPOINT_NAME) + 1 : -len(".index")])
-            for f in os.listdir(model_save_dir) if f.startswith(CHECKPOINT_NAME + "-") and f.endswith(".index")
-        ) if os.path.isdir(model_save_dir) else []
-        raise FileNotFoundError(
-            f"no checkpoint for step {step} in {model_save_dir}; available steps: "
-            f"{', '.join(map(str, available)) or 'none'}"
-        )
-    return path
-
-
-def checkpoint_step(path):
-    return int(path.rsplit("-", 1)[1])
 
 
 def prepare_dataset_paths(config):

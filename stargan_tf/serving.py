@@ -1,0 +1,116 @@
+"""The generator as a servable `tf.Module`: signatures for TF Serving, kept apart from training.
+
+Signatures (the contract clients rely on):
+  serving_default: image float32 (N, H, W, 3) in [-1, 1], label float32 (N, c_dim) -> image (same layout)
+  translate_bytes: image_bytes string (N,) JPEG/PNG/GIF/BMP of any size and mode, label -> image_bytes (N,) PNG
+  metadata: () -> attribute_names string (c_dim,), image_size int32 (), exclusive_group int32 (c_dim,),
+            label_dataset string (c_dim,)
+Inputs are checked inside the graph, so a wrong shape or undecodable bytes raise InvalidArgumentError.
+"""
+
+import tensorflow as tf
+
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
+
+def _assert_shape(tensor, expected, what):
+    """Assert `tensor` has rank len(expected) and the given sizes where `expected` is not None."""
+    shape = tf.shape(tensor, out_type=tf.int64)
+    rank_ok = tf.equal(tf.size(shape), len(expected))
+    padded = tf.concat([shape, tf.zeros([len(expected)], tf.int64)], axis=0)[: len(expected)]
+    checks = [tf.equal(padded[i], e) for i, e in enumerate(expected) if e is not None]
+    ok = tf.logical_and(rank_ok, tf.reduce_all(tf.stack(checks))) if checks else rank_ok
+    want = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ")"
+    tf.debugging.Assert(ok, [f"{what} must have shape {want}; got shape", shape], summarize=8)
+
+
+def _assert_same_batch(a, b, what):
+    tf.debugging.Assert(tf.equal(tf.shape(a)[0], tf.shape(b)[0]),
+                        [f"{what}: image and label batch sizes differ:", tf.shape(a)[0], tf.shape(b)[0]])
+
+
+def decode_square(image_bytes, image_size):
+    """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize."""
+    head = tf.strings.substr(image_bytes, 0, 4)
+    known = tf.reduce_any(tf.stack([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC]))
+    tf.debugging.Assert(known, ["image_bytes holds no JPEG, PNG, GIF or BMP image; it starts with",
+                                tf.strings.substr(image_bytes, 0, 8)])
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    size = tf.minimum(shape[0], shape[1])
+    top = tf.cast(tf.round(tf.cast(shape[0] - size, tf.float32) / 2.0), tf.int32)
+    left = tf.cast(tf.round(tf.cast(shape[1] - size, tf.float32) / 2.0), tf.int32)
+    image = image[top : top + size, left : left + size]
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+
+
+def encode_png(image):
+    """float32 (H, W, 3) in [-1, 1] -> PNG bytes (rounded to 8 bits)."""
+    pixels = tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+    return tf.io.encode_png(pixels)
+
+
+class GeneratorServer(tf.Module):
+    """Wraps a trained generator with the serving signatures and its label metadata."""
+
+    def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None):
+        super().__init__(name="stargan_generator")
+        c_dim = len(attribute_names)
+        # Track the generator's tf.Variables themselves, not the Keras model: TF Serving's (TF1 session)
+        # loader only restores variables reached this way (keras-team/keras#19274), and each is stored once.
+        self.generator_variables = [getattr(v, "value", v) for v in generator.weights]
+        object.__setattr__(self, "_generator", generator)  # called, not tracked
+        self.image_size = int(image_size)
+        self.c_dim = c_dim
+        self._names = tf.constant(list(attribute_names), tf.string)
+        self._groups = tf.constant(list(exclusive_group or [-1] * c_dim), tf.int32)
+        self._datasets = tf.constant(list(label_dataset or [""] * c_dim), tf.string)
+        size = self.image_size
+        self.serving_default = tf.function(self._translate_tensor, input_signature=[
+            tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
+            tf.TensorSpec([None, c_dim], tf.float32, name="label")])
+        self.translate_bytes = tf.function(self._translate_bytes, input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            tf.TensorSpec([None, c_dim], tf.float32, name="label")])
+        self.metadata = tf.function(self._metadata, input_signature=[])
+
+    def _check_label(self, label):
+        _assert_shape(label, [None, self.c_dim], "label")
+        in_range = tf.reduce_all(tf.logical_and(label >= 0.0, label <= 1.0))
+        tf.debugging.Assert(in_range, ["label values must lie in [0, 1]; got min/max",
+                                       tf.reduce_min(label), tf.reduce_max(label)])
+
+    def _generate(self, image, label):
+        return tf.cast(self._generator([image, label], training=False), tf.float32)
+
+    def _translate_tensor(self, image, label):
+        size = self.image_size
+        _assert_shape(image, [None, size, size, 3], "image")
+        self._check_label(label)
+        _assert_same_batch(image, label, "serving_default")
+        return {"image": self._generate(image, label)}
+
+    def _translate_bytes(self, image_bytes, label):
+        _assert_shape(image_bytes, [None], "image_bytes")
+        self._check_label(label)
+        _assert_same_batch(image_bytes, label, "translate_bytes")
+        images = tf.map_fn(lambda b: decode_square(b, self.image_size), image_bytes,
+                           fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32))
+        fake = self._generate(images, label)
+        png = tf.map_fn(encode_png, fake, fn_output_signature=tf.TensorSpec([], tf.string))
+        return {"image_bytes": png}
+
+    def _metadata(self):
+        return {"attribute_names": tf.identity(self._names), "image_size": tf.constant(self.image_size, tf.int32),
+                "exclusive_group": tf.identity(self._groups), "label_dataset": tf.identity(self._datasets)}
+
+    def signatures(self):
+        return {"serving_default": self.serving_default, "translate_bytes": self.translate_bytes,
+                "metadata": self.metadata}
+
+
+def save(server, directory):
+    """Write the SavedModel with the three signatures into `directory` (which must not exist yet)."""
+    tf.saved_model.save(server, directory, signatures=server.signatures())

@@ -1,0 +1,186 @@
+"""Translate your own photos with an export (or a checkpoint directory).
+
+  python -m stargan_tf.translate --export_dir OUT --input photo.jpg [more files or folders]
+      --source Black_Hair=1,Male=1,Young=1 --set Blond_Hair=1 --set Male=0 --output DIR [--grid]
+
+`--source` gives the photo's own attributes (default: all 0); `--set` changes them (setting one member of
+an exclusive group, such as a hair colour, clears the others). `--grid` writes one grid per photo: the
+input, then one column per single-attribute change.
+"""
+
+import argparse
+import io
+import os
+import sys
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from stargan_tf import domains, images
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+class Translator:
+    """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
+
+    def __init__(self, translate_bytes, names, groups, image_size):
+        self._translate_bytes = translate_bytes
+        self.image_size = int(image_size)
+        members = {}
+        for i, g in enumerate(groups):
+            if g >= 0:
+                members.setdefault(int(g), []).append(i)
+        self.spec = domains.LabelSpec(tuple(names), tuple(tuple(m) for m in members.values() if len(m) > 1))
+
+    @classmethod
+    def from_export(cls, export_dir):
+        import tensorflow as tf
+
+        path = resolve_export(export_dir)
+        loaded = tf.saved_model.load(path)
+        meta = {k: v.numpy() for k, v in loaded.signatures["metadata"]().items()}
+        names = [n.decode() for n in meta["attribute_names"]]
+        fn = loaded.signatures["translate_bytes"]
+        return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], names, meta["exclusive_group"],
+                   meta["image_size"])
+
+    @classmethod
+    def from_checkpoint(cls, model_save_dir, step="latest"):
+        from stargan_tf.checkpoints import restore_generator
+        from stargan_tf.export import build_server
+
+        generator, config, _ = restore_generator(model_save_dir, step)
+        server = build_server(generator, config)
+        meta = {k: v.numpy() for k, v in server.metadata().items()}
+        names = [n.decode() for n in meta["attribute_names"]]
+        return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], names, meta["exclusive_group"],
+                   server.image_size)
+
+    def translate(self, image_bytes, labels):
+        """PNG bytes of `image_bytes` translated to each row of `labels` (float32 (N, c_dim))."""
+        import tensorflow as tf
+
+        out = self._translate_bytes(tf.constant(image_bytes), tf.constant(np.asarray(labels, np.float32)))
+        return [bytes(b) for b in out.numpy()]
+
+    def apply(self, base, assignments):
+        """`base` (c_dim,) with `assignments` [(name, value)] applied in order, exclusive groups honoured."""
+        label = np.asarray(base, np.float32)[None]
+        for name, value in assignments:
+            label = domains.set_attribute(self.spec, label, self.spec.index(name), value)
+        return label[0]
+
+
+def resolve_export(export_dir):
+    """An export folder, or a TF Serving base path whose highest numbered version is used."""
+    if os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+        return export_dir
+    versions = sorted(int(d) for d in os.listdir(export_dir) if d.isdigit()) if os.path.isdir(export_dir) else []
+    if not versions:
+        raise FileNotFoundError(f"--export_dir {export_dir}: no saved_model.pb and no numbered version folder")
+    return os.path.join(export_dir, str(versions[-1]))
+
+
+def parse_assignments(text, option):
+    """'A=1,B=0' -> [('A', 1.0), ('B', 0.0)], with values checked to lie in [0, 1]."""
+    pairs = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{option} {item!r}: expected NAME=VALUE, for example Blond_Hair=1")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{option} {item!r}: {value!r} is not a number") from None
+        if not 0.0 <= number <= 1.0:
+            raise ValueError(f"{option} {item!r}: values must lie in [0, 1], got {number:g}")
+        pairs.append((name.strip(), number))
+    return pairs
+
+
+def collect_inputs(inputs):
+    """Files as given, and the image files inside any folder given (sorted)."""
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise FileNotFoundError(f"--input {item}: folder holds no {'/'.join(IMAGE_EXTENSIONS)} files")
+            files += found
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"--input {item}: no such file or folder")
+    return files
+
+
+def read_image(path):
+    """The file's bytes and a PIL image of it; a clear error names a file that is not an image."""
+    with open(path, "rb") as f:
+        payload = f.read()
+    try:
+        image = Image.open(io.BytesIO(payload))
+        image.load()
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+    return payload, image
+
+
+def run(args):
+    if bool(args.export_dir) == bool(args.model_save_dir):
+        raise ValueError("give exactly one of --export_dir or --model_save_dir")
+    translator = (Translator.from_export(args.export_dir) if args.export_dir
+                  else Translator.from_checkpoint(args.model_save_dir, args.test_iters))
+    source_pairs = [p for text in args.source for p in parse_assignments(text, "--source")]
+    set_pairs = [p for text in args.set for p in parse_assignments(text, "--set")]
+    source = translator.apply(np.zeros(translator.spec.dim, np.float32), source_pairs)
+    target = translator.apply(source, set_pairs)
+    files = collect_inputs(args.input)
+    written = []
+    for path in files:
+        payload, image = read_image(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if args.grid:
+            labels = np.concatenate(domains.target_labels(translator.spec, source[None]), axis=0)
+            outputs = translator.translate([payload] * len(labels), labels)
+            columns = [images.centre_square(image, translator.image_size)]
+            columns += [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in outputs]
+            out = images.save_png(os.path.join(args.output, f"{stem}-grid.png"), np.concatenate(columns, axis=1))
+        else:
+            png = translator.translate([payload], target[None])[0]
+            out = images.write_atomic(os.path.join(args.output, f"{stem}.png"), png)
+        written.append(out)
+        print(f"{path} -> {out}")
+    return written
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--export_dir", help="SavedModel written by export.py (a version folder or its parent)")
+    parser.add_argument("--model_save_dir", help="or: a train.py checkpoint directory")
+    parser.add_argument("--test_iters", default="latest", help="checkpoint step with --model_save_dir")
+    parser.add_argument("--input", nargs="+", required=True, help="image files and/or folders of images")
+    parser.add_argument("--source", action="append", default=[], help="the photos' attributes, e.g. Male=1,Young=1")
+    parser.add_argument("--set", action="append", default=[], help="attribute changes, e.g. Blond_Hair=1")
+    parser.add_argument("--output", required=True, help="folder for the translated PNGs")
+    parser.add_argument("--grid", action="store_true", help="write one grid per photo over every single change")
+    args = parser.parse_args(argv)
+    if args.test_iters != "latest":
+        args.test_iters = int(args.test_iters)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The export: signatures as served, checked in a process that never imports stargan_tf."""
+
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from stargan_tf import serving
+from stargan_tf.config import StarGANConfig
+from stargan_tf.export import export_generator
+from stargan_tf.solver import Solver
+from tests.conftest import TINY
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, demo_dataset):
+    """A tiny model trained for 5 iterations and exported: (solver, export path)."""
+    out = tmp_path_factory.mktemp("export")
+    config = StarGANConfig(
+        **TINY, num_iters=5, log_step=5, sample_step=100, model_save_step=5, use_tensorboard=False,
+        celeba_image_dir=demo_dataset[0], attr_path=demo_dataset[1], seed=3, test_size=8,
+        log_dir=str(out / "logs"), model_save_dir=str(out / "models"), sample_dir=str(out / "samples"),
+        result_dir=str(out / "results"),
+    ).validate()
+    solver = Solver(config)
+    solver.train()
+    path = export_generator(config.model_save_dir, str(out / "serving"))
+    return solver, path
+
+
+def png_bytes(image, fmt="PNG"):
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def photo(mode="RGB", size=(50, 40), seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+
+
+def test_export_goes_into_a_version_folder_named_by_step(exported):
+    _, path = exported
+    assert os.path.basename(path) == "5"
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    assert [d for d in os.listdir(os.path.dirname(path))] == ["5"]  # no temporary folder left behind
+
+
+def test_existing_version_is_not_overwritten(exported):
+    solver, path = exported
+    with pytest.raises(FileExistsError, match="already exists; pass --version"):
+        export_generator(solver.config.model_save_dir, os.path.dirname(path))
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import sys, numpy as np, tensorflow as tf
+    loaded = tf.saved_model.load(sys.argv[1])
+    inputs = np.load(sys.argv[2])
+    out = {}
+    out["float"] = loaded.signatures["serving_default"](image=tf.constant(inputs["image"]),
+                                                       label=tf.constant(inputs["label"]))["image"].numpy()
+    pngs = loaded.signatures["translate_bytes"](image_bytes=tf.constant([inputs["jpeg"].tobytes(),
+                                                                         inputs["png"].tobytes()]),
+                                               label=tf.constant(inputs["label"][:2]))["image_bytes"].numpy()
+    out["decoded"] = np.stack([tf.io.decode_png(p).numpy() for p in pngs])
+    meta = loaded.signatures["metadata"]()
+    out["names"] = meta["attribute_names"].numpy().astype(str)
+    out["size"] = meta["image_size"].numpy()
+    out["groups"] = meta["exclusive_group"].numpy()
+    out["imported"] = np.array(["stargan_tf" in m for m in sys.modules]).any()
+    np.savez(sys.argv[3], **out)
+""")
+
+
+def test_fresh_process_without_stargan_tf_matches_keras(exported, tmp_path):
+    solver, path = exported
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    label = np.array([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 1, 1]], np.float32)
+    jpeg, png = png_bytes(photo(size=(60, 44)), "JPEG"), png_bytes(photo("RGBA", seed=2))
+    np.savez(tmp_path / "in.npz", image=image, label=label, jpeg=np.frombuffer(jpeg, np.uint8),
+             png=np.frombuffer(png, np.uint8))
+    script = tmp_path / "load.py"
+    script.write_text(FRESH_PROCESS)
+    subprocess.run([sys.executable, str(script), path, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+                   check=True, cwd=str(tmp_path), env=ENV)
+    out = np.load(tmp_path / "out.npz")
+    assert not out["imported"]
+    np.testing.assert_allclose(out["float"], solver.G([image, label]).numpy(), atol=1e-5)
+    inputs = np.stack([serving.decode_square(tf.constant(b), 32).numpy() for b in (jpeg, png)])
+    expected = (solver.G([inputs, label[:2]]).numpy() + 1) * 127.5
+    assert out["decoded"].shape == (2, 32, 32, 3)
+    assert np.abs(out["decoded"].astype(np.float32) - expected).max() <= 0.5 + 1e-3  # PNG rounding only
+    assert list(out["names"]) == ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+    assert int(out["size"]) == 32
+    assert list(out["groups"]) == [0, 0, 0, -1, -1]
+
+
+def saved_model_cli(*args):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return subprocess.run([cli, *args], check=True, capture_output=True, text=True, env=ENV).stdout
+
+
+def parse_signatures(text):
+    """saved_model_cli's listing as {signature: {"inputs"/"outputs": {name: (dtype, shape)}}}."""
+    signatures, current, side, name, dtype = {}, None, None, None, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("signature_def["):
+            current = signatures.setdefault(line.split("'")[1], {"inputs": {}, "outputs": {}})
+        elif line.startswith(("inputs[", "outputs[")) and current is not None:
+            side, name = line.split("[")[0], line.split("'")[1]
+        elif line.startswith("dtype:"):
+            dtype = line.split()[1]
+        elif line.startswith("shape:") and side:
+            current[side][name] = (dtype, line.split(":", 1)[1].strip())
+    signatures.pop("__saved_model_init_op", None)
+    return signatures
+
+
+def test_saved_model_cli_lists_exactly_the_signatures(exported):
+    _, path = exported
+    assert parse_signatures(saved_model_cli("show", "--dir", path, "--all")) == {
+        "serving_default": {"inputs": {"image": ("DT_FLOAT", "(-1, 32, 32, 3)"), "label": ("DT_FLOAT", "(-1, 5)")},
+                            "outputs": {"image": ("DT_FLOAT", "(-1, 32, 32, 3)")}},
+        "translate_bytes": {"inputs": {"image_bytes": ("DT_STRING", "(-1)"), "label": ("DT_FLOAT", "(-1, 5)")},
+                            "outputs": {"image_bytes": ("DT_STRING", "(-1)")}},
+        "metadata": {"inputs": {}, "outputs": {"attribute_names": ("DT_STRING", "(5)"),
+                                               "image_size": ("DT_INT32", "()"),
+                                               "exclusive_group": ("DT_INT32", "(5)"),
+                                               "label_dataset": ("DT_STRING", "(5)")}},
+    }
+
+
+def test_saved_model_cli_run_with_npy_inputs(exported, tmp_path):
+    solver, path = exported
+    image = np.random.default_rng(4).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    label = np.array([[0, 1, 0, 1, 1], [1, 0, 0, 0, 0]], np.float32)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "label.npy", label)
+    saved_model_cli("run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+                    "--inputs", f"image={tmp_path / 'image.npy'};label={tmp_path / 'label.npy'}",
+                    "--outdir", str(tmp_path / "out"))
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "image.npy"), solver.G([image, label]).numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(exported[1])
+
+
+GOOD_IMAGE = np.zeros((1, 32, 32, 3), np.float32)
+GOOD_LABEL = np.zeros((1, 5), np.float32)
+
+
+IMAGE_SHAPE = r"image must have shape \(N, 32, 32, 3\); got shape\] "
+
+
+@pytest.mark.parametrize("image,label,message", [
+    (GOOD_IMAGE, np.zeros((1, 4), np.float32), r"label must have shape \(N, 5\); got shape\] \[1 4\]"),
+    (np.zeros((1, 16, 16, 3), np.float32), GOOD_LABEL, IMAGE_SHAPE + r"\[1 16 16 3\]"),
+    (np.zeros((32, 32, 3), np.float32), GOOD_LABEL, IMAGE_SHAPE + r"\[32 32 3\]"),
+    (GOOD_IMAGE, np.full((1, 5), 2.0, np.float32), r"label values must lie in \[0, 1\]"),
+    (np.zeros((2, 32, 32, 3), np.float32), GOOD_LABEL, "image and label batch sizes differ"),
+])
+def test_bad_float_inputs_raise_invalid_argument(loaded, image, label, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures["serving_default"](image=tf.constant(image), label=tf.constant(label))
+
+
+def test_bytes_that_are_not_an_image_raise_invalid_argument(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes holds no JPEG, PNG, GIF or BMP image"):
+        loaded.signatures["translate_bytes"](image_bytes=tf.constant([b"hello, not a picture"]),
+                                             label=tf.constant(GOOD_LABEL))
+
+
+def test_bytes_label_of_wrong_width_raises_invalid_argument(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label must have shape \(N, 5\)"):
+        loaded.signatures["translate_bytes"](image_bytes=tf.constant([png_bytes(photo())]),
+                                             label=tf.constant(np.zeros((1, 6), np.float32)))
+
+
+def run_translate(*args):
+    return subprocess.run([sys.executable, "-m", "stargan_tf.translate", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=ENV)
+
+
+def test_translate_cli_on_jpeg_png_with_alpha_and_grayscale(exported, tmp_path):
+    _, path = exported
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo(size=(80, 60)).save(inputs / "a.jpg")
+    photo("RGBA", seed=1).save(inputs / "b.png")
+    photo("L", seed=2).save(inputs / "c.png")
+    result = run_translate("--export_dir", os.path.dirname(path), "--input", str(inputs), "--source",
+                           "Black_Hair=1,Male=1", "--set", "Blond_Hair=1", "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    written = sorted(os.listdir(tmp_path / "out"))
+    assert written == ["a.png", "b.png", "c.png"]
+    assert all(Image.open(tmp_path / "out" / f).size == (32, 32) for f in written)
+
+
+def test_translate_cli_label_applies_exclusive_group(exported, tmp_path):
+    solver, path = exported
+    photo().save(tmp_path / "p.png")
+    result = run_translate("--export_dir", path, "--input", str(tmp_path / "p.png"), "--source",
+                           "Black_Hair=1,Young=1", "--set", "Blond_Hair=1", "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    got = np.asarray(Image.open(tmp_path / "out" / "p.png"), np.float32)
+    x = serving.decode_square(tf.constant(png_bytes(photo())), 32).numpy()[None]
+    expected = (solver.G([x, np.array([[0, 1, 0, 0, 1]], np.float32)]).numpy()[0] + 1) * 127.5
+    assert np.abs(got - expected).max() <= 0.5 + 1e-3
+
+
+def test_translate_cli_grid_from_checkpoint_dir(exported, tmp_path):
+    solver, _ = exported
+    photo("L").save(tmp_path / "g.jpg")
+    result = run_translate("--model_save_dir", solver.config.model_save_dir, "--input", str(tmp_path / "g.jpg"),
+                           "--grid", "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out" / "g-grid.png").size == (32 * 6, 32)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "Bald=1"], "unknown attribute 'Bald'; valid names: Black_Hair, Blond_Hair, Brown_Hair, Male, Young"),
+    (["--set", "Male=2"], r"--set 'Male=2': values must lie in \[0, 1\], got 2"),
+    (["--source", "Male"], "--source 'Male': expected NAME=VALUE"),
+])
+def test_translate_cli_errors(exported, tmp_path, args, message):
+    photo().save(tmp_path / "p.png")
+    result = run_translate("--export_dir", exported[1], "--input", str(tmp_path / "p.png"), *args,
+                           "--output", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert message in result.stderr.replace("\\", "") or __import__("re").search(message, result.stderr)
+
+
+def test_translate_cli_names_unreadable_file(exported, tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    result = run_translate("--export_dir", exported[1], "--input", str(tmp_path / "notes.jpg"),
+                           "--output", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "notes.jpg: not a readable image" in result.stderr
+
+
+def test_serving_config_roundtrip_is_json(exported):
+    solver, _ = exported
+    stored = json.load(open(os.path.join(solver.config.model_save_dir, "config.json")))
+    assert dataclasses.asdict(solver.config)["selected_attrs"] == stored["selected_attrs"]
