@@ -14,12 +14,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-# Trains the paper's StarGAN (smaller widths, 64x64) on the embedded synthetic CelebA-layout dataset.
+# Trains the paper's StarGAN (32x32, smaller widths) on the embedded synthetic CelebA-layout dataset.
 demo: $(STAMP)
-	$(PY) train.py --dataset Demo --demo_dir $(DEMO_DIR)/data --image_size 64 \
-	  --g_conv_dim 16 --d_conv_dim 16 --g_repeat_num 3 --d_repeat_num 6 \
-	  --num_iters 3000 --num_iters_decay 1000 --lr_update_step 100 \
-	  --log_step 100 --sample_step 500 --model_save_step 1000 --seed 0 \
+	$(PY) train.py --dataset Demo --demo_dir $(DEMO_DIR)/data --image_size 32 \
+	  --g_conv_dim 32 --d_conv_dim 32 --g_repeat_num 4 --d_repeat_num 5 \
+	  --num_iters 4000 --num_iters_decay 2000 --lr_update_step 100 \
+	  --log_step 100 --sample_step 1000 --model_save_step 1000 --seed 0 \
 	  --log_dir $(DEMO_DIR)/logs --model_save_dir $(DEMO_DIR)/models \
 	  --sample_dir $(DEMO_DIR)/samples --result_dir $(DEMO_DIR)/results
 

@@ -1,0 +1,121 @@
+"""Benchmarks that print numbers (never a pass/fail): train-step speed and serving latency.
+
+  python -m stargan_tf.bench --image_size 128 --batch_size 16 --iters 10 [train options]
+  python -m stargan_tf.bench --serving --image_size 128 --batch_size 16 --iters 10
+
+The last line printed is one JSON object with the results.
+"""
+
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def random_batch(batch_size, image_size, c_dim, seed=0):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    label = (rng.random((batch_size, c_dim)) > 0.5).astype(np.float32)
+    return {"image": tf.constant(rng.uniform(-1, 1, (batch_size, image_size, image_size, 3)).astype(np.float32)),
+            "label_org": tf.constant(label), "label_trg": tf.constant(label[rng.permutation(batch_size)]),
+            "alpha": tf.constant(rng.random((batch_size, 1, 1, 1)).astype(np.float32))}
+
+
+def bench_train(config, iters, warmup):
+    """Time real train steps (D every iteration, G every n_critic-th) on synthetic batches."""
+    import tensorflow as tf
+
+    from stargan_tf.training import StarGANTrainer
+
+    trainer = StarGANTrainer(config)
+    batch = random_batch(config.batch_size, config.image_size, config.c_dim)
+    for _ in range(warmup * config.n_critic):  # traces both step functions
+        trainer.train_step(batch)
+    d_times, g_times = [], []
+    for _ in range(iters):
+        start = time.perf_counter()
+        update_g = (int(trainer.step.numpy()) + 1) % config.n_critic == 0
+        terms = trainer.train_step(batch)
+        float(terms["D/loss_real"])  # wait for the step to finish
+        (g_times if update_g else d_times).append(time.perf_counter() - start)
+    d = statistics.mean(d_times) if d_times else float("nan")
+    g = statistics.mean(g_times) if g_times else float("nan")
+    mean = ((config.n_critic - 1) * d + g) / config.n_critic if g_times and d_times else statistics.mean(
+        d_times + g_times)
+    return {"mean_s_per_iter": round(mean, 4), "d_step_s": round(d, 4), "g_step_s": round(g, 4),
+            "images_per_s": round(config.batch_size / mean, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "device": tf.config.list_logical_devices()[-1].device_type, "iters_timed": iters}
+
+
+def bench_serving(config, iters):
+    """Export an (untrained) generator of this size and time translate_bytes for 1 image and a batch."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from stargan_tf import serving
+    from stargan_tf.export import directory_size
+    from stargan_tf.models import build_generator
+
+    generator = build_generator(config.image_size, config.c_dim, config.g_conv_dim, config.g_repeat_num)
+    server = serving.GeneratorServer(generator, list(config.selected_attrs), config.image_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "1")
+        serving.save(server, path)
+        size_mb = directory_size(path) / 1e6
+        fn = tf.saved_model.load(path).signatures["translate_bytes"]
+        rng = np.random.default_rng(0)
+        jpeg = tempfile.SpooledTemporaryFile()
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(jpeg, format="JPEG")
+        jpeg.seek(0)
+        payload = jpeg.read()
+        results = {"export_mb": round(size_mb, 1)}
+        for n in (1, config.batch_size):
+            images = tf.constant([payload] * n)
+            labels = tf.constant((rng.random((n, config.c_dim)) > 0.5).astype(np.float32))
+            fn(image_bytes=images, label=labels)  # warm-up
+            times = []
+            for _ in range(iters):
+                start = time.perf_counter()
+                fn(image_bytes=images, label=labels)["image_bytes"].numpy()
+                times.append(time.perf_counter() - start)
+            results[f"translate_bytes_batch{n}_s"] = round(statistics.median(times), 4)
+    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return results
+
+
+def main(argv=None):
+    from stargan_tf.config import build_parser
+
+    parser = build_parser("Benchmark StarGAN train steps or serving latency.")
+    parser.add_argument("--iters", type=int, default=10, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds of n_critic iterations")
+    parser.add_argument("--serving", action="store_true", help="time the exported translate_bytes signature")
+    args = parser.parse_args(argv)
+    iters, warmup, serving_mode = args.iters, args.warmup, args.serving
+    for extra in ("iters", "warmup", "serving"):
+        delattr(args, extra)
+    from stargan_tf.config import StarGANConfig
+
+    config = StarGANConfig(**vars(args))
+    try:
+        config.validate()
+    except ValueError as e:
+        parser.error(str(e))
+    result = bench_serving(config, iters) if serving_mode else bench_train(config, iters, warmup)
+    result.update({"image_size": config.image_size, "batch_size": config.batch_size})
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
