@@ -3,14 +3,20 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.installed-dev-stamp
 DEMO_DIR ?= demo_run
 
 .PHONY: demo test lint venv clean-demo
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
+
+# Test tools and the optional torch extra (CPU build) for importing official checkpoints.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-convert.txt
+	touch $(DEV_STAMP)
 
 venv: $(STAMP)
 
@@ -23,10 +29,10 @@ demo: $(STAMP)
 	  --log_dir $(DEMO_DIR)/logs --model_save_dir $(DEMO_DIR)/models \
 	  --sample_dir $(DEMO_DIR)/samples --result_dir $(DEMO_DIR)/results
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
