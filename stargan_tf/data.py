@@ -97,7 +97,9 @@ def decode_image(contents, path):
     """Decode JPEG/PNG/GIF/BMP bytes of any mode (grey, RGBA, CMYK, ...) to float32 RGB in [0, 255]."""
     head = tf.strings.substr(contents, 0, 4)
     known = tf.reduce_any([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC])
-    tf.debugging.Assert(known, ["not a JPEG, PNG, GIF or BMP image:", path])
+    check = tf.debugging.Assert(known, ["not a JPEG, PNG, GIF or BMP image:", path])
+    with tf.control_dependencies([check]):
+        contents = tf.identity(contents)
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return tf.cast(image, tf.float32)

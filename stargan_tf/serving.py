@@ -21,20 +21,27 @@ def _assert_shape(tensor, expected, what):
     checks = [tf.equal(padded[i], e) for i, e in enumerate(expected) if e is not None]
     ok = tf.logical_and(rank_ok, tf.reduce_all(tf.stack(checks))) if checks else rank_ok
     want = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ")"
-    tf.debugging.Assert(ok, [f"{what} must have shape {want}; got shape", shape], summarize=8)
+    return tf.debugging.Assert(ok, [f"{what} must have shape {want}; got shape", shape], summarize=8)
 
 
 def _assert_same_batch(a, b, what):
-    tf.debugging.Assert(tf.equal(tf.shape(a)[0], tf.shape(b)[0]),
-                        [f"{what}: image and label batch sizes differ:", tf.shape(a)[0], tf.shape(b)[0]])
+    return tf.debugging.Assert(tf.equal(tf.shape(a)[0], tf.shape(b)[0]),
+                               [f"{what}: image and label batch sizes differ:", tf.shape(a)[0], tf.shape(b)[0]])
+
+
+def _after(checks, *tensors):
+    """`tensors`, usable only once every check has passed (asserts otherwise race the ops they guard)."""
+    with tf.control_dependencies(checks):
+        return [tf.identity(t) for t in tensors]
 
 
 def decode_square(image_bytes, image_size):
     """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize."""
     head = tf.strings.substr(image_bytes, 0, 4)
     known = tf.reduce_any(tf.stack([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC]))
-    tf.debugging.Assert(known, ["image_bytes holds no JPEG, PNG, GIF or BMP image; it starts with",
-                                tf.strings.substr(image_bytes, 0, 8)])
+    check = tf.debugging.Assert(known, ["image_bytes holds no JPEG, PNG, GIF or BMP image; it starts with",
+                                        tf.strings.substr(image_bytes, 0, 8)])
+    (image_bytes,) = _after([check], image_bytes)
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
@@ -77,25 +84,25 @@ class GeneratorServer(tf.Module):
         self.metadata = tf.function(self._metadata, input_signature=[])
 
     def _check_label(self, label):
-        _assert_shape(label, [None, self.c_dim], "label")
+        shape_ok = _assert_shape(label, [None, self.c_dim], "label")
         in_range = tf.reduce_all(tf.logical_and(label >= 0.0, label <= 1.0))
-        tf.debugging.Assert(in_range, ["label values must lie in [0, 1]; got min/max",
-                                       tf.reduce_min(label), tf.reduce_max(label)])
+        return [shape_ok, tf.debugging.Assert(in_range, ["label values must lie in [0, 1]; got min/max",
+                                                         tf.reduce_min(label), tf.reduce_max(label)])]
 
     def _generate(self, image, label):
         return tf.cast(self._generator([image, label], training=False), tf.float32)
 
     def _translate_tensor(self, image, label):
         size = self.image_size
-        _assert_shape(image, [None, size, size, 3], "image")
-        self._check_label(label)
-        _assert_same_batch(image, label, "serving_default")
+        checks = [_assert_shape(image, [None, size, size, 3], "image"), *self._check_label(label),
+                  _assert_same_batch(image, label, "serving_default")]
+        image, label = _after(checks, image, label)
         return {"image": self._generate(image, label)}
 
     def _translate_bytes(self, image_bytes, label):
-        _assert_shape(image_bytes, [None], "image_bytes")
-        self._check_label(label)
-        _assert_same_batch(image_bytes, label, "translate_bytes")
+        checks = [_assert_shape(image_bytes, [None], "image_bytes"), *self._check_label(label),
+                  _assert_same_batch(image_bytes, label, "translate_bytes")]
+        image_bytes, label = _after(checks, image_bytes, label)
         images = tf.map_fn(lambda b: decode_square(b, self.image_size), image_bytes,
                            fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32))
         fake = self._generate(images, label)
