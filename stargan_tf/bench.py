@@ -40,12 +40,12 @@ def bench_train(config, iters, warmup):
     trainer = StarGANTrainer(config)
     batch = random_batch(config.batch_size, config.image_size, config.c_dim)
     for _ in range(warmup * config.n_critic):  # traces both step functions
-        trainer.train_step(batch)
+        trainer.train_step({"CelebA": batch})
     d_times, g_times = [], []
     for _ in range(iters):
         start = time.perf_counter()
         update_g = (int(trainer.step.numpy()) + 1) % config.n_critic == 0
-        terms = trainer.train_step(batch)
+        terms = trainer.train_step({"CelebA": batch})
         float(terms["D/loss_real"])  # wait for the step to finish
         (g_times if update_g else d_times).append(time.perf_counter() - start)
     d = statistics.mean(d_times) if d_times else float("nan")

@@ -38,19 +38,14 @@ def checkpoint_step(path):
 
 def label_metadata(config):
     """(names, exclusive group id per entry or -1, dataset per entry) of the generator's label vector."""
-    spec = domains.attribute_spec(config.selected_attrs)
-    groups = [-1] * spec.dim
-    for gid, members in enumerate(spec.exclusive_groups):
-        for i in members:
-            groups[i] = gid
-    return list(spec.names), groups, ["CelebA"] * spec.dim
+    return domains.layout_for(config).metadata()
 
 
 def restore_generator(model_save_dir, step="latest"):
     """Rebuild G from config.json and load its weights: (generator, config, step)."""
     config = load_config(model_save_dir)
     path = checkpoint_path(model_save_dir, step)
-    names, _, _ = label_metadata(config)
-    generator = build_generator(config.image_size, len(names), config.g_conv_dim, config.g_repeat_num)
+    generator = build_generator(config.image_size, domains.layout_for(config).dim, config.g_conv_dim,
+                                config.g_repeat_num)
     tf.train.Checkpoint(generator=generator).restore(path).expect_partial().assert_existing_objects_matched()
     return generator, config, checkpoint_step(path)

@@ -15,7 +15,7 @@ class StarGANConfig:
 
     # Model configuration.
     c_dim: int | None = None  # official default 5; None follows len(selected_attrs)
-    c2_dim: int = 8
+    c2_dim: int | None = None  # official default 8; None follows the RaFD classes with --dataset Both
     celeba_crop_size: int = 178
     rafd_crop_size: int = 256
     image_size: int = 128
@@ -62,6 +62,7 @@ class StarGANConfig:
     test_size: int | None = None  # CelebA test images; None: 1,999 (official) or a tenth of a small set
     demo_dir: str = "data/demo"
     demo_images: int = 2000
+    rafd_classes: list | None = None  # the class folders of rafd_image_dir, recorded when training starts
 
     def validate(self):
         """Raise ValueError naming the option when a value cannot work."""
@@ -81,6 +82,19 @@ class StarGANConfig:
                     f"--c_dim {self.c_dim} does not match the {len(self.selected_attrs)} --selected_attrs "
                     f"({' '.join(self.selected_attrs)}); omit --c_dim to follow --selected_attrs"
                 )
+        if self.dataset == "RaFD" and self.rafd_classes and self.c_dim is not None \
+                and self.c_dim != len(self.rafd_classes):
+            raise ValueError(f"--c_dim {self.c_dim} does not match the {len(self.rafd_classes)} classes "
+                             f"({', '.join(self.rafd_classes)}); omit --c_dim to follow the class folders")
+        if self.dataset == "Both" and self.rafd_classes and self.c2_dim is not None \
+                and self.c2_dim != len(self.rafd_classes):
+            raise ValueError(f"--c2_dim {self.c2_dim} does not match the {len(self.rafd_classes)} classes "
+                             f"({', '.join(self.rafd_classes)}); omit --c2_dim to follow the class folders")
+        if self.rafd_classes:
+            if self.dataset == "RaFD":
+                self.c_dim = len(self.rafd_classes)
+            elif self.dataset == "Both":
+                self.c2_dim = len(self.rafd_classes)
         positive = ("image_size", "batch_size", "num_iters", "n_critic", "g_conv_dim", "d_conv_dim",
                     "log_step", "sample_step", "model_save_step", "lr_update_step", "celeba_crop_size",
                     "rafd_crop_size", "demo_images")
@@ -98,7 +112,7 @@ class StarGANConfig:
     def model_dict(self):
         """The options needed to rebuild the networks and their labels (stored beside the checkpoints)."""
         keys = ("dataset", "c_dim", "c2_dim", "image_size", "g_conv_dim", "d_conv_dim", "g_repeat_num",
-                "d_repeat_num", "selected_attrs", "celeba_crop_size", "rafd_crop_size")
+                "d_repeat_num", "selected_attrs", "rafd_classes", "celeba_crop_size", "rafd_crop_size")
         return {k: getattr(self, k) for k in keys}
 
     def to_json(self):
@@ -164,8 +178,8 @@ def _step(value):
 
 
 _HELP = {
-    "c_dim": "dimension of domain labels (1st dataset); follows --selected_attrs when omitted",
-    "c2_dim": "dimension of domain labels (2nd dataset)",
+    "c_dim": "dimension of domain labels (1st dataset); default: follows --selected_attrs (RaFD: the classes)",
+    "c2_dim": "dimension of domain labels (2nd dataset); follows the classes of --rafd_image_dir when omitted",
     "image_size": "image resolution",
     "g_conv_dim": "number of conv filters in the first layer of G",
     "d_conv_dim": "number of conv filters in the first layer of D",
@@ -200,7 +214,9 @@ def build_parser(description="Train or test StarGAN."):
             kwargs["type"] = _step
         elif name == "use_tensorboard":
             kwargs["type"] = _str2bool
-        elif name in ("c_dim", "num_workers", "seed", "test_size"):
+        elif name == "rafd_classes":
+            continue  # recorded from the folder, not an option
+        elif name in ("c_dim", "c2_dim", "num_workers", "seed", "test_size"):
             kwargs["type"] = int
         elif isinstance(default, bool):
             kwargs["type"] = _str2bool

@@ -194,6 +194,55 @@ def eval_dataset(paths, labels, crop_size, image_size, batch_size, num_parallel_
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+DECODABLE = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+UNSUPPORTED = (".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".heic")
+
+
+def read_class_folders(root, option="--rafd_image_dir"):
+    """A folder-per-class dataset (the official RaFD / ImageFolder layout): (paths, one-hot labels, classes).
+
+    Classes are the sub-folders of `root` sorted by name; each class takes the images anywhere below its
+    folder (nested folders included). Files that are not images are skipped; images in formats the decoder
+    cannot read, images lying directly in `root`, a class folder without images and fewer than two classes
+    are errors that name the path.
+    """
+    if not os.path.isdir(root):
+        raise DataError(f"{option} {root}: no such folder")
+    entries = sorted(os.listdir(root))
+    classes = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
+    stray = [e for e in entries if e.lower().endswith(DECODABLE + UNSUPPORTED)
+             and os.path.isfile(os.path.join(root, e))]
+    if stray:
+        raise DataError(f"{option} {root}: images must sit in one sub-folder per class, found {stray[0]} directly "
+                        f"in {root}")
+    if len(classes) < 2:
+        raise DataError(f"{option} {root}: expected one sub-folder per class (at least two), found "
+                        f"{len(classes)}: {', '.join(classes) or 'none'}")
+    paths, indices, skipped = [], [], 0
+    for index, name in enumerate(classes):
+        found = []
+        for folder, subdirs, files in os.walk(os.path.join(root, name), followlinks=True):
+            subdirs.sort()
+            for f in sorted(files):
+                path = os.path.join(folder, f)
+                if f.lower().endswith(UNSUPPORTED):
+                    raise DataError(f"{path}: {os.path.splitext(f)[1]} images cannot be decoded; convert to PNG or "
+                                    "JPEG (supported: " + ", ".join(DECODABLE) + ")")
+                if f.lower().endswith(DECODABLE):
+                    found.append(path)
+                else:
+                    skipped += 1
+        if not found:
+            raise DataError(f"{option}: class folder {os.path.join(root, name)} holds no images "
+                            f"({', '.join(DECODABLE)})")
+        paths += found
+        indices += [index] * len(found)
+    if skipped:
+        print(f"{root}: skipped {skipped} file(s) that are not images")
+    labels = np.eye(len(classes), dtype=np.float32)[indices]
+    return paths, labels, classes
+
+
 def celeba_files(image_dir, attr_path, selected_attrs, test_size=None):
     """Read and split a CelebA-layout dataset: ((train paths, labels), (test paths, labels))."""
     filenames, labels, _ = read_attribute_file(attr_path, selected_attrs)

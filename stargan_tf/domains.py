@@ -80,3 +80,115 @@ def target_labels(spec, c_org):
             flipped[:, i] = (c_org[:, i] == 0).astype(np.float32)
             targets.append(flipped)
     return targets
+
+
+MASK = "mask"
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelLayout:
+    """The generator's label: one part per dataset, then (when training on several) a one-hot mask vector.
+
+    With two datasets the label is `[c_first, c_second, mask]`: the part of the dataset an image comes from is
+    filled, the other is zero, and the mask marks which part is valid (the paper's Section 3.2).
+    """
+
+    parts: tuple  # ((dataset name, LabelSpec), ...)
+
+    @property
+    def has_mask(self):
+        return len(self.parts) > 1
+
+    @property
+    def datasets(self):
+        return tuple(name for name, _ in self.parts)
+
+    @property
+    def cls_dim(self):
+        """Width of the discriminator's classification output: every part, no mask."""
+        return sum(spec.dim for _, spec in self.parts)
+
+    @property
+    def dim(self):
+        return self.cls_dim + (len(self.parts) if self.has_mask else 0)
+
+    def spec(self, dataset):
+        return dict(self.parts)[dataset]
+
+    def offset(self, dataset):
+        """Start of `dataset`'s part in the label (and in D's classification logits)."""
+        start = 0
+        for name, spec in self.parts:
+            if name == dataset:
+                return start
+            start += spec.dim
+        raise KeyError(dataset)
+
+    def encode(self, dataset, part):
+        """Full labels (N, dim) for images of `dataset` with part labels `part` (N, spec.dim)."""
+        part = np.asarray(part, np.float32)
+        if not self.has_mask:
+            return part
+        out = np.zeros((part.shape[0], self.dim), np.float32)
+        start = self.offset(dataset)
+        out[:, start : start + part.shape[1]] = part
+        out[:, self.cls_dim + self.datasets.index(dataset)] = 1.0
+        return out
+
+    def targets(self, dataset, c_org_part):
+        """Sample/test targets for images of `dataset`: every domain of every part, as full labels.
+
+        For the image's own dataset the official `create_labels` targets; for another dataset (whose labels
+        are unknown) the same built from all-zero labels.
+        """
+        c_org_part = np.asarray(c_org_part, np.float32)
+        out = []
+        for name, spec in self.parts:
+            base = c_org_part if name == dataset else np.zeros((c_org_part.shape[0], spec.dim), np.float32)
+            out += [self.encode(name, t) for t in target_labels(spec, base)]
+        return out
+
+    def metadata(self):
+        """(names, exclusive group id or -1, dataset) for every entry of the label, mask included."""
+        names, groups, owners, next_group = [], [], [], 0
+        for name, spec in self.parts:
+            entry_group = [-1] * spec.dim
+            for members in spec.exclusive_groups:
+                for i in members:
+                    entry_group[i] = next_group
+                next_group += 1
+            names += list(spec.names)
+            groups += entry_group
+            owners += [name] * spec.dim
+        if self.has_mask:
+            names += [f"{MASK}:{name}" for name in self.datasets]
+            groups += [next_group] * len(self.parts)
+            owners += [MASK] * len(self.parts)
+        return names, groups, owners
+
+    @classmethod
+    def from_metadata(cls, names, groups, owners):
+        """Rebuild the layout from an export's metadata (the inverse of `metadata`)."""
+        parts = []
+        for dataset in dict.fromkeys(o for o in owners if o != MASK):
+            idx = [i for i, o in enumerate(owners) if o == dataset]
+            part_groups = {}
+            for j, i in enumerate(idx):
+                if groups[i] >= 0:
+                    part_groups.setdefault(int(groups[i]), []).append(j)
+            members = tuple(tuple(m) for m in part_groups.values() if len(m) > 1)
+            one_hot = len(members) == 1 and len(members[0]) == len(idx)
+            parts.append((dataset, LabelSpec(tuple(names[i] for i in idx), members, one_hot)))
+        return cls(tuple(parts))
+
+
+def layout_for(config):
+    """The label layout a configuration trains: CelebA attributes, folder classes, or both with a mask."""
+    parts = []
+    if config.dataset in ("CelebA", "Demo", "Both"):
+        parts.append(("CelebA", attribute_spec(config.selected_attrs)))
+    if config.dataset in ("RaFD", "Both"):
+        if not config.rafd_classes:
+            raise ValueError("the class names of --rafd_image_dir are not known yet (read the folder first)")
+        parts.append(("RaFD", class_spec(config.rafd_classes)))
+    return LabelLayout(tuple(parts))

@@ -6,9 +6,10 @@ import random
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, domains, images, losses
+from stargan_tf import data, domains, images
 from stargan_tf.checkpoints import CHECKPOINT_NAME, checkpoint_path
 from stargan_tf.config import load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
@@ -39,19 +40,26 @@ def progress_line(step, total, start_step, elapsed, terms):
     return line + "".join(f" | {k}: {v:.4f}" for k, v in terms.items())
 
 
+class DatasetSource:
+    """One dataset's files: training (paths, labels) and test (paths, labels), its crop size and its name."""
+
+    def __init__(self, name, train, test, crop_size):
+        self.name, self.train, self.test, self.crop_size = name, train, test, crop_size
+
+
 class Solver:
-    """Trains and tests StarGAN on one CelebA-layout dataset, as the official Solver does."""
+    """Trains and tests StarGAN on CelebA-layout data, a folder-per-class dataset, or both jointly."""
 
     def __init__(self, config, strategy=None):
         self.config = prepare_dataset_paths(config)
-        if config.dataset in ("RaFD", "Both"):
-            raise NotImplementedError(f"--dataset {config.dataset} is not implemented yet; use CelebA or Demo")
         if config.seed is None:
             config.seed = random.SystemRandom().randrange(2**31)
+        self.sources = self._read_sources()
+        config.validate()
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.spec = domains.attribute_spec(config.selected_attrs)
+        self.layout = domains.layout_for(config)
         keras.utils.set_random_seed(config.seed)
-        self.trainer = StarGANTrainer(config, self.strategy, cls_loss=losses.attribute_classification_loss)
+        self.trainer = StarGANTrainer(config, self.layout, self.strategy)
         self.G, self.D = self.trainer.G, self.trainer.D
         self.ckpt = self.trainer.checkpoint()
         self._translate = tf.function(self._generate)
@@ -65,12 +73,24 @@ class Solver:
             print(f"{name} ({model.name}): {len(model.layers)} layers")
             print(f"The number of parameters: {model.count_params()}")
 
-    def _files(self):
-        cfg = self.config
-        return data.celeba_files(cfg.celeba_image_dir, cfg.attr_path, cfg.selected_attrs, cfg.test_size)
+    def _read_sources(self):
+        """Read the dataset files named by the config (and record the folder classes in it)."""
+        cfg, sources = self.config, []
+        if cfg.dataset in ("CelebA", "Demo", "Both"):
+            train, test = data.celeba_files(cfg.celeba_image_dir, cfg.attr_path, cfg.selected_attrs, cfg.test_size)
+            sources.append(DatasetSource("CelebA", train, test, cfg.celeba_crop_size))
+        if cfg.dataset in ("RaFD", "Both"):
+            paths, labels, classes = data.read_class_folders(cfg.rafd_image_dir)
+            if cfg.rafd_classes and list(cfg.rafd_classes) != classes:
+                raise data.DataError(f"--rafd_image_dir {cfg.rafd_image_dir} has classes {', '.join(classes)}, "
+                                     f"but the model was trained on {', '.join(cfg.rafd_classes)}")
+            cfg.rafd_classes = classes
+            # The folder given is the data of the mode: the training folder to train, the test folder to test.
+            sources.append(DatasetSource("RaFD", (paths, labels), (paths, labels), cfg.rafd_crop_size))
+        return sources
 
     def _check_stored_config(self):
-        """Refuse to resume into a model_save_dir trained with a different architecture or labels."""
+        """Refuse to resume or test with a different architecture or labels than model_save_dir holds."""
         path = os.path.join(self.config.model_save_dir, "config.json")
         if not os.path.exists(path):
             return
@@ -81,35 +101,59 @@ class Solver:
         if diff:
             raise ValueError(f"{path} was written by a different configuration: {'; '.join(diff)}")
 
-    def translate_grid(self, x, c_org):
-        """Input column, then one column per domain (the official `create_labels` targets)."""
+    def translate_grid(self, dataset, x, c_org_part):
+        """Input column, then one column per domain of every dataset (the official `create_labels` targets)."""
         columns = [x]
-        for c_trg in domains.target_labels(self.spec, c_org):
+        for c_trg in self.layout.targets(dataset, c_org_part):
             columns.append(self._translate(tf.convert_to_tensor(x), tf.convert_to_tensor(c_trg)).numpy())
         return images.grid(columns)
 
-    def _input(self, paths, labels, start_step):
+    def _input(self, source, start_step):
         cfg = self.config
         replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
             raise ValueError(f"--batch_size {cfg.batch_size} must divide evenly over {replicas} replicas")
+        paths, labels = source.train
+        layout, name = self.layout, source.name
+
+        def to_model(part):
+            if not layout.has_mask:
+                return part
+            n = tf.shape(part)[0]
+            start = layout.offset(name)
+            mask = tf.one_hot(tf.fill([n], layout.datasets.index(name)), len(layout.datasets))
+            return tf.concat([tf.zeros([n, start]), part, tf.zeros([n, layout.cls_dim - start - part.shape[1]]),
+                              mask], axis=1)
 
         def input_fn(ctx):
             return data.train_dataset(
-                paths, labels, cfg.celeba_crop_size, cfg.image_size, ctx.get_per_replica_batch_size(cfg.batch_size),
-                seed=cfg.seed, num_parallel_calls=cfg.num_workers,
+                paths, labels, source.crop_size, cfg.image_size, ctx.get_per_replica_batch_size(cfg.batch_size),
+                seed=cfg.seed + 104729 * layout.datasets.index(name), num_parallel_calls=cfg.num_workers,
                 shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), start_batch=start_step,
+                labels_to_model=to_model,
             )
 
-        return self.strategy.distribute_datasets_from_function(input_fn)
+        return iter(self.strategy.distribute_datasets_from_function(input_fn))
+
+    def _fixed_batches(self):
+        """The first test images of each dataset (training images when its test split is empty)."""
+        cfg, fixed = self.config, []
+        for source in self.sources:
+            paths, labels = source.test if len(source.test[0]) else source.train
+            x, c = next(iter(data.eval_dataset(paths[: cfg.batch_size], labels[: cfg.batch_size], source.crop_size,
+                                               cfg.image_size, cfg.batch_size)))
+            fixed.append((source.name, x.numpy(), c.numpy()))
+        return fixed
 
     # ------------------------------------------------------------------ train
     def train(self):
         cfg = self.config
-        (train_paths, train_labels), (test_paths, test_labels) = self._files()
-        if len(train_paths) < cfg.batch_size:
-            raise ValueError(f"--batch_size {cfg.batch_size} is larger than the {len(train_paths)} training images")
-        print(f"Training on {len(train_paths)} images, {len(test_paths)} held out for test mode.")
+        for source in self.sources:
+            if len(source.train[0]) < cfg.batch_size:
+                raise ValueError(f"--batch_size {cfg.batch_size} is larger than the {len(source.train[0])} "
+                                 f"{source.name} training images")
+            print(f"{source.name}: training on {len(source.train[0])} images"
+                  + (f", {len(source.test[0])} held out for test mode." if source.name == "CelebA" else "."))
         self.print_network()
 
         start = 0
@@ -123,19 +167,14 @@ class Solver:
         manager = tf.train.CheckpointManager(self.ckpt, cfg.model_save_dir, max_to_keep=None,
                                              checkpoint_name=CHECKPOINT_NAME)
         writer = tf.summary.create_file_writer(cfg.log_dir) if cfg.use_tensorboard else None
-
-        fixed_paths, fixed_labels = (test_paths, test_labels) if len(test_paths) else (train_paths, train_labels)
-        fixed_x, fixed_c = next(iter(data.eval_dataset(fixed_paths[: cfg.batch_size], fixed_labels[: cfg.batch_size],
-                                                       cfg.celeba_crop_size, cfg.image_size, cfg.batch_size)))
-        fixed_x, fixed_c = fixed_x.numpy(), fixed_c.numpy()
-
-        batches = iter(self._input(train_paths, train_labels, start))
+        fixed = self._fixed_batches()
+        streams = {source.name: self._input(source, start) for source in self.sources}
         latest = {}  # the last value of every loss term: G's terms change only every n_critic steps
         print("Start training...")
         t0, step = time.time(), start
         try:
             for step in range(start, cfg.num_iters):
-                latest.update(self.trainer.train_step(next(batches)))
+                latest.update(self.trainer.train_step({name: next(it) for name, it in streams.items()}))
                 done = step + 1
                 if done % cfg.log_step == 0:
                     values = {k: float(v) for k, v in latest.items()}
@@ -143,7 +182,7 @@ class Solver:
                     if writer is not None:
                         self._log_scalars(writer, values, done)
                 if done % cfg.sample_step == 0:
-                    self._save_sample(writer, fixed_x, fixed_c, done)
+                    self._save_sample(writer, fixed, done)
                 if done % cfg.model_save_step == 0:
                     path = manager.save(checkpoint_number=done)
                     print(f"Saved model checkpoint {path}")
@@ -171,8 +210,8 @@ class Solver:
             tf.summary.scalar("lr/g_lr", g_lr)
             tf.summary.scalar("lr/d_lr", d_lr)
 
-    def _save_sample(self, writer, fixed_x, fixed_c, step):
-        sample = self.translate_grid(fixed_x, fixed_c)
+    def _save_sample(self, writer, fixed, step):
+        sample = np.concatenate([self.translate_grid(name, x, c) for name, x, c in fixed], axis=0)
         path = images.save_png(os.path.join(self.config.sample_dir, f"{step}-images.png"), sample)
         print(f"Saved real and fake images into {path}")
         if writer is not None:
@@ -186,13 +225,16 @@ class Solver:
         path = checkpoint_path(cfg.model_save_dir, cfg.test_iters)
         print(f"Loading the trained generator from {path}...")
         tf.train.Checkpoint(generator=self.G).restore(path).expect_partial().assert_existing_objects_matched()
-        _, (test_paths, test_labels) = self._files()
-        if not len(test_paths):
-            raise ValueError("the test split is empty: pass --test_size 1 or more")
         written = []
-        for i, (x, c) in enumerate(data.eval_dataset(test_paths, test_labels, cfg.celeba_crop_size, cfg.image_size,
-                                                     cfg.batch_size, cfg.num_workers)):
-            result = self.translate_grid(x.numpy(), c.numpy())
-            written.append(images.save_png(os.path.join(cfg.result_dir, f"{i + 1}-images.png"), result))
-            print(f"Saved real and fake images into {written[-1]}")
+        for source in self.sources:
+            paths, labels = source.test
+            if not len(paths):
+                raise ValueError(f"the {source.name} test split is empty: pass --test_size 1 or more")
+            prefix = f"{source.name}-" if self.layout.has_mask else ""
+            batches = data.eval_dataset(paths, labels, source.crop_size, cfg.image_size, cfg.batch_size,
+                                        cfg.num_workers)
+            for i, (x, c) in enumerate(batches):
+                result = self.translate_grid(source.name, x.numpy(), c.numpy())
+                written.append(images.save_png(os.path.join(cfg.result_dir, f"{prefix}{i + 1}-images.png"), result))
+                print(f"Saved real and fake images into {written[-1]}")
         return written

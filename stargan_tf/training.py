@@ -5,10 +5,12 @@ device). Every random draw arrives with the batch (see `stargan_tf.data`), so a 
 of the weights and its inputs: this is what lets a mirrored step equal a single-device one.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
-from stargan_tf import losses
+from stargan_tf import domains, losses
 from stargan_tf.models import build_discriminator, build_generator
 
 
@@ -23,20 +25,32 @@ def learning_rate_at(step, base_lr, num_iters, num_iters_decay, lr_update_step):
     return base_lr * max(0.0, (num_iters - last_update) / num_iters_decay)
 
 
+def classification_loss_for(layout, dataset):
+    """D's classification loss for images of `dataset`: only that dataset's slice of the logits and labels
+    enters (the mask-vector scheme); sigmoid cross-entropy for attributes, softmax for one-hot classes."""
+    spec = layout.spec(dataset)
+    start = layout.offset(dataset)
+    end = start + spec.dim
+    base = losses.class_classification_loss if spec.one_hot else losses.attribute_classification_loss
+
+    def loss(logits, label, global_batch_size=None):
+        return base(logits[:, start:end], label[:, start:end], global_batch_size)
+
+    return loss
+
+
 class StarGANTrainer:
     """Owns G, D, their Adam optimizers and the step counter, and runs distributed train steps.
 
-    `cls_loss(logits, label)` scores D's class logits against a generator-layout label; for CelebA it is
-    the summed sigmoid cross-entropy, for folder datasets the softmax cross-entropy.
+    The generator takes labels in `layout`'s layout; D classifies into every dataset's domains. With
+    several datasets each iteration trains on a batch of each, in order, as the paper's joint training does.
     """
 
-    def __init__(self, config, strategy=None, cls_loss=losses.attribute_classification_loss, g_c_dim=None,
-                 d_c_dim=None):
+    def __init__(self, config, layout=None, strategy=None):
         self.config = config
+        self.layout = layout or domains.layout_for(config)
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.cls_loss = cls_loss
-        g_c_dim = g_c_dim or config.c_dim
-        d_c_dim = d_c_dim or config.c_dim
+        g_c_dim, d_c_dim = self.layout.dim, self.layout.cls_dim
         with self.strategy.scope():
             self.G = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num)
             self.D = build_discriminator(config.image_size, d_c_dim, config.d_conv_dim, config.d_repeat_num)
@@ -45,39 +59,38 @@ class StarGANTrainer:
             self.g_optimizer.build(self.G.trainable_variables)
             self.d_optimizer.build(self.D.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self._d_fn = tf.function(self._distributed(self._d_step))
-        self._dg_fn = tf.function(self._distributed(self._d_and_g_step))
+        self._fns = {}
 
     # ------------------------------------------------------------------ per-replica maths
     def _global_batch(self, images):
         return tf.shape(images)[0] * self.strategy.num_replicas_in_sync
 
-    def _d_loss(self, x_real, x_fake, label_org, alpha, n):
+    def _d_loss(self, x_real, x_fake, label_org, alpha, n, cls_loss):
         """The critic's total loss and its terms; `x_fake` is treated as a constant."""
         cfg = self.config
         real_src, real_cls = self.D(x_real, training=True)
         fake_src, _ = self.D(tf.stop_gradient(x_fake), training=True)
         loss_real, loss_fake = losses.d_adversarial_loss(real_src, fake_src, n)
-        loss_cls = self.cls_loss(real_cls, label_org, n)
+        loss_cls = cls_loss(real_cls, label_org, n)
         loss_gp = losses.gradient_penalty(lambda x: self.D(x, training=True)[0], x_real, x_fake, alpha, n)
         total = loss_real + loss_fake + cfg.lambda_cls * loss_cls + cfg.lambda_gp * loss_gp
         return total, {"D/loss_real": loss_real, "D/loss_fake": loss_fake, "D/loss_cls": loss_cls,
                        "D/loss_gp": loss_gp}
 
-    def _apply_d(self, x_real, x_fake, label_org, alpha, n):
+    def _apply_d(self, x_real, x_fake, label_org, alpha, n, cls_loss):
         with tf.GradientTape() as tape:
-            total, terms = self._d_loss(x_real, x_fake, label_org, alpha, n)
+            total, terms = self._d_loss(x_real, x_fake, label_org, alpha, n, cls_loss)
         grads = tape.gradient(total, self.D.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.D.trainable_variables, strict=True))
         return terms
 
-    def _d_step(self, batch):
+    def _d_step(self, batch, cls_loss):
         x_real, label_org = batch["image"], batch["label_org"]
         n = self._global_batch(x_real)
         x_fake = self.G([x_real, batch["label_trg"]], training=True)
-        return self._apply_d(x_real, x_fake, label_org, batch["alpha"], n)
+        return self._apply_d(x_real, x_fake, label_org, batch["alpha"], n, cls_loss)
 
-    def _d_and_g_step(self, batch):
+    def _d_and_g_step(self, batch, cls_loss):
         """A critic update, then a generator update against the updated critic.
 
         G(x, c_trg) is computed once, under the generator's tape: the critic update uses it as a constant,
@@ -89,10 +102,10 @@ class StarGANTrainer:
         with tf.GradientTape() as g_tape:
             x_fake = self.G([x_real, label_trg], training=True)
             with g_tape.stop_recording():
-                terms = self._apply_d(x_real, x_fake, label_org, batch["alpha"], n)
+                terms = self._apply_d(x_real, x_fake, label_org, batch["alpha"], n, cls_loss)
             fake_src, fake_cls = self.D(x_fake, training=True)
             g_loss_fake = losses.g_adversarial_loss(fake_src, n)
-            g_loss_cls = self.cls_loss(fake_cls, label_trg, n)
+            g_loss_cls = cls_loss(fake_cls, label_trg, n)
             x_rec = self.G([x_fake, label_org], training=True)
             g_loss_rec = losses.reconstruction_loss(x_real, x_rec, n)
             g_total = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
@@ -101,11 +114,11 @@ class StarGANTrainer:
         terms.update({"G/loss_fake": g_loss_fake, "G/loss_rec": g_loss_rec, "G/loss_cls": g_loss_cls})
         return terms
 
-    def _distributed(self, replica_fn):
+    def _distributed(self, replica_fn, cls_loss):
         strategy = self.strategy
 
         def step(dist_batch):
-            per_replica = strategy.run(replica_fn, args=(dist_batch,))
+            per_replica = strategy.run(functools.partial(replica_fn, cls_loss=cls_loss), args=(dist_batch,))
             return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
         return step
@@ -119,12 +132,25 @@ class StarGANTrainer:
         self.d_optimizer.learning_rate.assign(d_lr)
         return g_lr, d_lr
 
-    def train_step(self, dist_batch):
-        """One official iteration (0-based `self.step`): D always, G when (step+1) % n_critic == 0."""
+    def step_function(self, dataset, update_g):
+        """The compiled distributed step for batches of `dataset`: D only, or D then G."""
+        key = (dataset, update_g)
+        if key not in self._fns:
+            replica_fn = self._d_and_g_step if update_g else self._d_step
+            self._fns[key] = tf.function(self._distributed(replica_fn, classification_loss_for(self.layout, dataset)))
+        return self._fns[key]
+
+    def train_step(self, dist_batches):
+        """One official iteration (0-based `self.step`) over `{dataset: batch}`: for each dataset in order, D,
+        then G when (step+1) % n_critic == 0. Loss names get a `<dataset>/` prefix when there are several."""
         step = int(self.step.numpy())
         self.set_learning_rates(step)
         update_g = (step + 1) % self.config.n_critic == 0
-        terms = (self._dg_fn if update_g else self._d_fn)(dist_batch)
+        terms = {}
+        for dataset in self.layout.datasets:
+            out = self.step_function(dataset, update_g)(dist_batches[dataset])
+            prefix = f"{dataset}/" if self.layout.has_mask else ""
+            terms.update({prefix + k: v for k, v in out.items()})
         self.step.assign_add(1)
         return terms
 

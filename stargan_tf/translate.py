@@ -24,14 +24,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
-    def __init__(self, translate_bytes, names, groups, image_size):
+    def __init__(self, translate_bytes, names, groups, owners, image_size):
         self._translate_bytes = translate_bytes
         self.image_size = int(image_size)
-        members = {}
-        for i, g in enumerate(groups):
-            if g >= 0:
-                members.setdefault(int(g), []).append(i)
-        self.spec = domains.LabelSpec(tuple(names), tuple(tuple(m) for m in members.values() if len(m) > 1))
+        self.layout = domains.LabelLayout.from_metadata(list(names), list(groups), list(owners))
+        self.names = [n for n, o in zip(names, owners, strict=True) if o != domains.MASK]
 
     @classmethod
     def from_export(cls, export_dir):
@@ -39,11 +36,8 @@ class Translator:
 
         path = resolve_export(export_dir)
         loaded = tf.saved_model.load(path)
-        meta = {k: v.numpy() for k, v in loaded.signatures["metadata"]().items()}
-        names = [n.decode() for n in meta["attribute_names"]]
         fn = loaded.signatures["translate_bytes"]
-        return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], names, meta["exclusive_group"],
-                   meta["image_size"])
+        return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], *_metadata(loaded.signatures["metadata"]))
 
     @classmethod
     def from_checkpoint(cls, model_save_dir, step="latest"):
@@ -52,10 +46,7 @@ class Translator:
 
         generator, config, _ = restore_generator(model_save_dir, step)
         server = build_server(generator, config)
-        meta = {k: v.numpy() for k, v in server.metadata().items()}
-        names = [n.decode() for n in meta["attribute_names"]]
-        return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], names, meta["exclusive_group"],
-                   server.image_size)
+        return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], *_metadata(server.metadata))
 
     def translate(self, image_bytes, labels):
         """PNG bytes of `image_bytes` translated to each row of `labels` (float32 (N, c_dim))."""
@@ -64,12 +55,44 @@ class Translator:
         out = self._translate_bytes(tf.constant(image_bytes), tf.constant(np.asarray(labels, np.float32)))
         return [bytes(b) for b in out.numpy()]
 
-    def apply(self, base, assignments):
-        """`base` (c_dim,) with `assignments` [(name, value)] applied in order, exclusive groups honoured."""
-        label = np.asarray(base, np.float32)[None]
-        for name, value in assignments:
-            label = domains.set_attribute(self.spec, label, self.spec.index(name), value)
-        return label[0]
+    def dataset_of(self, name):
+        """The dataset whose part of the label holds `name`; a ValueError lists the valid names."""
+        for dataset, spec in self.layout.parts:
+            if name in spec.names:
+                return dataset
+        raise ValueError(f"unknown attribute {name!r}; valid names: {', '.join(self.names)}")
+
+    def labels(self, source_pairs, set_pairs):
+        """(dataset, source part label, target part label) from --source and --set assignments.
+
+        The photo's dataset is the one its names come from (the first dataset when none are given); with a
+        joint model, --set may name the other dataset's domains, and then the target uses that part.
+        """
+        def assign(dataset, base, pairs):
+            spec = self.layout.spec(dataset)
+            label = np.asarray(base, np.float32)[None]
+            for name, value in pairs:
+                label = domains.set_attribute(spec, label, spec.index(name), value)
+            return label[0]
+
+        def single_dataset(pairs, option):
+            found = {self.dataset_of(name) for name, _ in pairs}
+            if len(found) > 1:
+                raise ValueError(f"{option} mixes names of {' and '.join(sorted(found))}; a label holds one dataset")
+            return found.pop() if found else None
+
+        source_dataset = single_dataset(source_pairs, "--source") or self.layout.datasets[0]
+        target_dataset = single_dataset(set_pairs, "--set") or source_dataset
+        source = assign(source_dataset, np.zeros(self.layout.spec(source_dataset).dim), source_pairs)
+        target_base = source if target_dataset == source_dataset else np.zeros(self.layout.spec(target_dataset).dim)
+        return source_dataset, source, target_dataset, assign(target_dataset, target_base, set_pairs)
+
+
+def _metadata(metadata_fn):
+    meta = {k: v.numpy() for k, v in metadata_fn().items()}
+    decode = lambda values: [v.decode() for v in values]  # noqa: E731
+    return (decode(meta["attribute_names"]), meta["exclusive_group"].tolist(), decode(meta["label_dataset"]),
+            meta["image_size"])
 
 
 def resolve_export(export_dir):
@@ -134,21 +157,21 @@ def run(args):
                   else Translator.from_checkpoint(args.model_save_dir, args.test_iters))
     source_pairs = [p for text in args.source for p in parse_assignments(text, "--source")]
     set_pairs = [p for text in args.set for p in parse_assignments(text, "--set")]
-    source = translator.apply(np.zeros(translator.spec.dim, np.float32), source_pairs)
-    target = translator.apply(source, set_pairs)
+    source_dataset, source, target_dataset, target = translator.labels(source_pairs, set_pairs)
+    layout = translator.layout
     files = collect_inputs(args.input)
     written = []
     for path in files:
         payload, image = read_image(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         if args.grid:
-            labels = np.concatenate(domains.target_labels(translator.spec, source[None]), axis=0)
+            labels = np.concatenate(layout.targets(source_dataset, source[None]), axis=0)
             outputs = translator.translate([payload] * len(labels), labels)
             columns = [images.centre_square(image, translator.image_size)]
             columns += [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in outputs]
             out = images.save_png(os.path.join(args.output, f"{stem}-grid.png"), np.concatenate(columns, axis=1))
         else:
-            png = translator.translate([payload], target[None])[0]
+            png = translator.translate([payload], layout.encode(target_dataset, target[None]))[0]
             out = images.write_atomic(os.path.join(args.output, f"{stem}.png"), png)
         written.append(out)
         print(f"{path} -> {out}")

@@ -39,7 +39,7 @@ def copy_weights(src, dst):
 def test_d_step_updates_only_the_discriminator():
     trainer = tiny_trainer()
     g_before, d_before = trainer.G.get_weights(), trainer.D.get_weights()
-    trainer._d_fn(make_batch(1))
+    trainer.step_function("CelebA", False)(make_batch(1))
     assert all(np.array_equal(a, b) for a, b in zip(g_before, trainer.G.get_weights(), strict=True))
     assert any(not np.array_equal(a, b) for a, b in zip(d_before, trainer.D.get_weights(), strict=True))
 
@@ -67,8 +67,8 @@ def test_fused_step_equals_official_d_then_g_order():
         trainer.d_optimizer = keras.optimizers.SGD(1.0)
     start = fused.G.get_weights() + fused.D.get_weights()
     batch = make_batch(2)
-    fused._dg_fn(batch)
-    naive._d_fn(batch)
+    fused.step_function("CelebA", True)(batch)
+    naive.step_function("CelebA", False)(batch)
     naive_g_step(naive, batch)
     after_fused = fused.G.get_weights() + fused.D.get_weights()
     after_naive = naive.G.get_weights() + naive.D.get_weights()
@@ -82,7 +82,7 @@ def test_g_updates_every_n_critic_steps():
     trainer = StarGANTrainer(StarGANConfig(**TINY, n_critic=3).validate())
     g_iterations = []
     for i in range(6):
-        trainer.train_step(make_batch(i))
+        trainer.train_step({"CelebA": make_batch(i)})
         g_iterations.append(int(trainer.g_optimizer.iterations.numpy()))
     assert g_iterations == [0, 0, 1, 1, 1, 2]
     assert int(trainer.d_optimizer.iterations.numpy()) == 6
@@ -92,7 +92,8 @@ def test_d_loss_terms_match_hand_assembled_total():
     trainer = tiny_trainer()
     batch = make_batch(3)
     x_fake = trainer.G([batch["image"], batch["label_trg"]])
-    total, terms = trainer._d_loss(batch["image"], x_fake, batch["label_org"], batch["alpha"], None)
+    total, terms = trainer._d_loss(batch["image"], x_fake, batch["label_org"], batch["alpha"], None,
+                                   losses.attribute_classification_loss)
     expected = terms["D/loss_real"] + terms["D/loss_fake"] + terms["D/loss_cls"] + 10 * terms["D/loss_gp"]
     assert float(total) == pytest.approx(float(expected), rel=1e-6)
     assert float(terms["D/loss_gp"]) > 0
