@@ -1,4 +1,5 @@
-"""A synthetic dataset in the exact CelebA layout, drawn so that the five default attributes are visible.
+"""Synthetic datasets: faces in the exact CelebA layout, drawn so that the five default attributes are visible,
+and coloured shapes in the folder-per-class (RaFD) layout.
 
 Faces are drawn with PIL at CelebA's 178x218: hair colour (black, blond, brown, or none of them: auburn)
 colours the hair, Male gives short hair and a square jaw (long hair and an oval face otherwise), and
@@ -114,13 +115,69 @@ def generate_demo_dataset(out_dir, num_images=2000, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Generate the synthetic CelebA-layout demo dataset.")
-    parser.add_argument("--out", default="data/demo", help="output folder (images/ and list_attr_celeba.txt)")
-    parser.add_argument("--num_images", type=int, default=2000)
+    parser = argparse.ArgumentParser(description="Generate a synthetic dataset: faces in the CelebA layout, or "
+                                                 "coloured shapes in the folder-per-class (RaFD) layout.")
+    parser.add_argument("--out", default="data/demo", help="output folder")
+    parser.add_argument("--shapes", action="store_true", help="coloured shapes, one class folder per colour")
+    parser.add_argument("--num_images", type=int, default=2000, help="faces: number of images")
+    parser.add_argument("--train_per_class", type=int, default=150, help="shapes: training images per class")
+    parser.add_argument("--test_per_class", type=int, default=30, help="shapes: test images per class")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    image_dir, attr_path = generate_demo_dataset(args.out, args.num_images, args.seed)
-    print(f"Demo dataset: {image_dir} and {attr_path}")
+    if args.shapes:
+        train, test = generate_shapes_dataset(args.out, args.train_per_class, args.test_per_class, args.seed)
+        print(f"Shapes dataset: {train} (train) and {test} (test)")
+    else:
+        image_dir, attr_path = generate_demo_dataset(args.out, args.num_images, args.seed)
+        print(f"Demo dataset: {image_dir} and {attr_path}")
+
+
+SHAPE_COLOURS = {"blue": (40, 80, 220), "green": (40, 170, 60), "red": (215, 40, 40), "yellow": (235, 205, 40)}
+
+
+def draw_shape(rng, rgb, size=48):
+    """A circle, square or triangle of colour `rgb` at a random place and size on a light random background."""
+    bg = tuple(int(v) for v in rng.integers(170, 250, size=3))
+    image = Image.new("RGB", (size, size), bg)
+    d = ImageDraw.Draw(image)
+    r = int(rng.integers(size // 5, size // 3))
+    cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, size=2))
+    colour = _jitter(rng, rgb, 15)
+    kind = int(rng.integers(3))
+    if kind == 0:
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
+    elif kind == 1:
+        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=colour)
+    else:
+        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    return image
+
+
+def generate_shapes_dataset(out_dir, train_per_class=150, test_per_class=30, seed=0, colours=SHAPE_COLOURS):
+    """A folder-per-class dataset (the RaFD layout): `out_dir/{train,test}/<colour>/*.png`, one class per colour.
+
+    Written to a temporary folder and renamed into place; an existing complete dataset is reused.
+    """
+    if os.path.isdir(os.path.join(out_dir, "test")):
+        return os.path.join(out_dir, "train"), os.path.join(out_dir, "test")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".shapes-", dir=parent)
+    try:
+        rng = np.random.default_rng(seed)
+        for split, count in (("train", train_per_class), ("test", test_per_class)):
+            for name, rgb in colours.items():
+                folder = os.path.join(tmp, split, name)
+                os.makedirs(folder)
+                for i in range(count):
+                    draw_shape(rng, rgb).save(os.path.join(folder, f"{i:04d}.png"))
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+    return os.path.join(out_dir, "train"), os.path.join(out_dir, "test")
 
 
 if __name__ == "__main__":
