@@ -1,6 +1,5 @@
 """Train or test StarGAN: `python train.py` accepts the official main.py command lines."""
 
-import os
 import sys
 
 from stargan_tf.config import parse_config
@@ -9,20 +8,27 @@ from stargan_tf.data import DataError
 
 def main(argv=None):
     config = parse_config(argv)
+    import tensorflow as tf
+
+    from stargan_tf import distribute
     from stargan_tf.solver import Solver
 
-    for d in (config.log_dir, config.model_save_dir, config.sample_dir, config.result_dir):
-        os.makedirs(d, exist_ok=True)
     print(config)
     try:
-        solver = Solver(config)
+        distribute.split_cpu(config.cpu_devices)
+        strategy = distribute.make_strategy(config.distribution_strategy, config.collective_timeout)
+        solver = Solver(config, strategy)
         if config.mode == "train":
             solver.train()
         else:
             solver.test()
-    except (DataError, FileNotFoundError, ValueError, NotImplementedError) as e:
+    except (DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except tf.errors.OpError as e:  # e.g. a multi-worker peer died: say so instead of a long trace
+        lines = [line for line in e.message.splitlines() if line.strip()]
+        print(f"error: training stopped: {type(e).__name__}: {lines[0] if lines else e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -63,6 +63,12 @@ class StarGANConfig:
     demo_dir: str = "data/demo"
     demo_images: int = 2000
     rafd_classes: list | None = None  # the class folders of rafd_image_dir, recorded when training starts
+    # Scale-out and speed.
+    distribution_strategy: str = "auto"  # default | mirrored | multi_worker; auto: mirrored on 2+ GPUs
+    cpu_devices: int = 0  # split the CPU into this many logical devices (to run `mirrored` without GPUs)
+    collective_timeout: float | None = None  # seconds before a multi-worker collective gives up
+    mixed_precision: str = "auto"  # off | bf16 | fp16; auto: by hardware (stargan_tf.hardware)
+    jit_compile: bool | None = None  # XLA; None: on for GPUs, off for CPUs
 
     def validate(self):
         """Raise ValueError naming the option when a value cannot work."""
@@ -105,6 +111,13 @@ class StarGANConfig:
             raise ValueError(f"--g_repeat_num must be 0 or more, got {self.g_repeat_num}")
         if self.num_iters_decay < 0:
             raise ValueError(f"--num_iters_decay must be 0 or more, got {self.num_iters_decay}")
+        if self.distribution_strategy not in ("auto", "default", "mirrored", "multi_worker"):
+            raise ValueError(f"--distribution_strategy must be default, mirrored or multi_worker, got "
+                             f"{self.distribution_strategy!r}")
+        if self.mixed_precision not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"--mixed_precision must be auto, off, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.cpu_devices < 0:
+            raise ValueError(f"--cpu_devices must be 0 or more, got {self.cpu_devices}")
         if self.test_size is not None and self.test_size < 0:
             raise ValueError(f"--test_size must be 0 or more, got {self.test_size}")
         return self
@@ -198,6 +211,12 @@ _HELP = {
     "test_size": "number of CelebA-layout images held out for test mode (default: 1999, or a tenth of a small set)",
     "demo_dir": "where --dataset Demo generates (or finds) its synthetic CelebA-layout data",
     "demo_images": "number of images --dataset Demo generates",
+    "distribution_strategy": "default (one device), mirrored (local GPUs, or --cpu_devices), multi_worker "
+                             "(TF_CONFIG); auto: mirrored when more than one GPU is visible",
+    "cpu_devices": "split the CPU into N logical devices so that --distribution_strategy mirrored runs without GPUs",
+    "collective_timeout": "seconds a multi-worker collective may wait before failing (a dead worker)",
+    "mixed_precision": "off, bf16 or fp16 (with loss scaling); auto: fastest for the hardware found",
+    "jit_compile": "compile the train steps with XLA (default: on for GPUs, off for CPUs)",
 }
 
 
@@ -218,6 +237,10 @@ def build_parser(description="Train or test StarGAN."):
             continue  # recorded from the folder, not an option
         elif name in ("c_dim", "c2_dim", "num_workers", "seed", "test_size"):
             kwargs["type"] = int
+        elif name == "collective_timeout":
+            kwargs["type"] = float
+        elif name == "jit_compile":
+            kwargs.update(type=_str2bool, nargs="?", const=True)
         elif isinstance(default, bool):
             kwargs["type"] = _str2bool
         elif isinstance(default, (int, float, str)):
@@ -226,6 +249,10 @@ def build_parser(description="Train or test StarGAN."):
             kwargs["choices"] = DATASETS
         if name == "mode":
             kwargs["choices"] = ("train", "test")
+        if name == "distribution_strategy":
+            kwargs["choices"] = ("auto", "default", "mirrored", "multi_worker")
+        if name == "mixed_precision":
+            kwargs["choices"] = ("auto", "off", "bf16", "fp16")
         parser.add_argument(f"--{name}", default=default, **kwargs)
     return parser
 

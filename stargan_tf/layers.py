@@ -4,14 +4,14 @@ import keras
 import tensorflow as tf
 
 
-def instance_norm(name=None):
+def instance_norm(name=None, dtype=None):
     """Affine instance normalization (PyTorch `InstanceNorm2d(affine=True)`, epsilon 1e-5).
 
     `GroupNormalization` with one group per channel normalizes each channel of each image over its
     spatial positions, which is exactly instance normalization; tensorflow-addons' `InstanceNormalization`
     no longer imports on TF >= 2.16.
     """
-    return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+    return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="stargan_tf")

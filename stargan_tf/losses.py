@@ -33,19 +33,21 @@ def g_adversarial_loss(fake_src, global_batch_size=None):
     return -_batch_mean(_per_example_mean(fake_src), global_batch_size)
 
 
-def gradient_penalty(critic, real, fake, alpha, global_batch_size=None):
+def gradient_penalty(critic, real, fake, alpha, global_batch_size=None, scale=1.0):
     """WGAN-GP: mean over x_hat = alpha*real + (1-alpha)*fake of (||dD_src(x_hat)/dx_hat||_2 - 1)**2.
 
     `critic` maps images to the src output; `alpha` has shape (N, 1, 1, 1). The gradient of the sum of
     the src map is taken (the official `grad_outputs=ones`), and the outer tape differentiates through it.
+    `scale` multiplies the inner gradient's seed and divides it out again: float16 critics need it to keep
+    their input gradients from underflowing; it changes nothing else.
     """
     real = tf.cast(tf.stop_gradient(real), tf.float32)
     fake = tf.cast(tf.stop_gradient(fake), tf.float32)
     x_hat = alpha * real + (1.0 - alpha) * fake
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
-        src = tf.cast(critic(x_hat), tf.float32)
-    grads = tf.cast(tape.gradient(src, x_hat), tf.float32)
+        src = tf.cast(critic(x_hat), tf.float32) * scale
+    grads = tf.cast(tape.gradient(src, x_hat), tf.float32) / scale
     norms = tf.sqrt(tf.reduce_sum(tf.reshape(tf.square(grads), [tf.shape(grads)[0], -1]), axis=1))
     return _batch_mean(tf.square(norms - 1.0), global_batch_size)
 

@@ -2,7 +2,8 @@
 
 Every convolution uses 'same' padding, which for the even sizes enforced here pads exactly as the
 official code's explicit zero padding (1 for 4x4 stride 2 and 3x3, 3 for 7x7), and for the transposed
-4x4 stride-2 convolutions crops exactly as PyTorch's `padding=1`.
+4x4 stride-2 convolutions crops exactly as PyTorch's `padding=1`. `dtype` is a Keras dtype policy for every
+layer but the float32 outputs ('mixed_bfloat16' or 'mixed_float16' for mixed precision).
 """
 
 import keras
@@ -30,63 +31,65 @@ def check_discriminator_size(image_size, repeat_num):
         )
 
 
-def _residual_block(x, dim, name):
+def _residual_block(x, dim, name, dtype):
     """conv3x3-IN-ReLU-conv3x3-IN with a plain identity shortcut."""
-    h = keras.layers.Conv2D(dim, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    h = instance_norm(f"{name}_norm1")(h)
-    h = keras.layers.ReLU(name=f"{name}_relu")(h)
-    h = keras.layers.Conv2D(dim, 3, padding="same", use_bias=False, name=f"{name}_conv2")(h)
-    h = instance_norm(f"{name}_norm2")(h)
-    return keras.layers.Add(name=f"{name}_add")([x, h])
+    h = keras.layers.Conv2D(dim, 3, padding="same", use_bias=False, name=f"{name}_conv1", dtype=dtype)(x)
+    h = instance_norm(f"{name}_norm1", dtype)(h)
+    h = keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(h)
+    h = keras.layers.Conv2D(dim, 3, padding="same", use_bias=False, name=f"{name}_conv2", dtype=dtype)(h)
+    h = instance_norm(f"{name}_norm2", dtype)(h)
+    return keras.layers.Add(name=f"{name}_add", dtype=dtype)([x, h])
 
 
-def build_generator(image_size=128, c_dim=5, conv_dim=64, repeat_num=6, name="generator"):
+def build_generator(image_size=128, c_dim=5, conv_dim=64, repeat_num=6, name="generator", dtype=None):
     """G(x, c): images (N, H, W, 3) in [-1, 1] and labels (N, c_dim) -> images (N, H, W, 3) in [-1, 1]."""
     _check_generator_size(image_size)
     images = keras.Input((image_size, image_size, 3), name="images")
     labels = keras.Input((c_dim,), name="labels")
-    x = LabelConcat(name="label_concat")([images, labels])
+    x = LabelConcat(name="label_concat", dtype=dtype)([images, labels])
 
-    x = keras.layers.Conv2D(conv_dim, 7, padding="same", use_bias=False, name="conv_in")(x)
-    x = instance_norm("norm_in")(x)
-    x = keras.layers.ReLU(name="relu_in")(x)
+    x = keras.layers.Conv2D(conv_dim, 7, padding="same", use_bias=False, name="conv_in", dtype=dtype)(x)
+    x = instance_norm("norm_in", dtype)(x)
+    x = keras.layers.ReLU(name="relu_in", dtype=dtype)(x)
 
     dim = conv_dim
     for i in (1, 2):
         dim *= 2
-        x = keras.layers.Conv2D(dim, 4, strides=2, padding="same", use_bias=False, name=f"down{i}_conv")(x)
-        x = instance_norm(f"down{i}_norm")(x)
-        x = keras.layers.ReLU(name=f"down{i}_relu")(x)
+        x = keras.layers.Conv2D(dim, 4, strides=2, padding="same", use_bias=False, name=f"down{i}_conv",
+                                dtype=dtype)(x)
+        x = instance_norm(f"down{i}_norm", dtype)(x)
+        x = keras.layers.ReLU(name=f"down{i}_relu", dtype=dtype)(x)
 
     for i in range(1, repeat_num + 1):
-        x = _residual_block(x, dim, f"res{i}")
+        x = _residual_block(x, dim, f"res{i}", dtype)
 
     for i in (1, 2):
         dim //= 2
-        x = keras.layers.Conv2DTranspose(dim, 4, strides=2, padding="same", use_bias=False, name=f"up{i}_conv")(x)
-        x = instance_norm(f"up{i}_norm")(x)
-        x = keras.layers.ReLU(name=f"up{i}_relu")(x)
+        x = keras.layers.Conv2DTranspose(dim, 4, strides=2, padding="same", use_bias=False, name=f"up{i}_conv",
+                                         dtype=dtype)(x)
+        x = instance_norm(f"up{i}_norm", dtype)(x)
+        x = keras.layers.ReLU(name=f"up{i}_relu", dtype=dtype)(x)
 
-    x = keras.layers.Conv2D(3, 7, padding="same", use_bias=False, name="conv_out")(x)
+    x = keras.layers.Conv2D(3, 7, padding="same", use_bias=False, name="conv_out", dtype=dtype)(x)
     outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model([images, labels], outputs, name=name)
 
 
-def build_discriminator(image_size=128, c_dim=5, conv_dim=64, repeat_num=6, name="discriminator"):
+def build_discriminator(image_size=128, c_dim=5, conv_dim=64, repeat_num=6, name="discriminator", dtype=None):
     """D(x) -> (src, cls): the PatchGAN real/fake map (N, H/2**repeat_num, ..., 1) and class logits (N, c_dim)."""
     check_discriminator_size(image_size, repeat_num)
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
     dim = conv_dim
     for i in range(repeat_num):
-        x = keras.layers.Conv2D(dim, 4, strides=2, padding="same", name=f"conv{i + 1}")(x)
-        x = keras.layers.LeakyReLU(negative_slope=0.01, name=f"lrelu{i + 1}")(x)
+        x = keras.layers.Conv2D(dim, 4, strides=2, padding="same", name=f"conv{i + 1}", dtype=dtype)(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.01, name=f"lrelu{i + 1}", dtype=dtype)(x)
         dim *= 2
 
-    src = keras.layers.Conv2D(1, 3, padding="same", use_bias=False, name="src_conv")(x)
+    src = keras.layers.Conv2D(1, 3, padding="same", use_bias=False, name="src_conv", dtype=dtype)(x)
     src = keras.layers.Activation("linear", dtype="float32", name="src")(src)
     kernel = image_size // 2**repeat_num
-    cls = keras.layers.Conv2D(c_dim, kernel, padding="valid", use_bias=False, name="cls_conv")(x)
-    cls = keras.layers.Reshape((c_dim,), name="cls_flat")(cls)
+    cls = keras.layers.Conv2D(c_dim, kernel, padding="valid", use_bias=False, name="cls_conv", dtype=dtype)(x)
+    cls = keras.layers.Reshape((c_dim,), name="cls_flat", dtype=dtype)(cls)
     cls = keras.layers.Activation("linear", dtype="float32", name="cls")(cls)
     return keras.Model(images, [src, cls], name=name)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, domains, images
+from stargan_tf import data, distribute, domains, images
 from stargan_tf.checkpoints import CHECKPOINT_NAME, checkpoint_path
 from stargan_tf.config import load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
@@ -57,6 +57,7 @@ class Solver:
         self.sources = self._read_sources()
         config.validate()
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.locations = distribute.WriteLocations(self.strategy)
         self.layout = domains.layout_for(config)
         keras.utils.set_random_seed(config.seed)
         self.trainer = StarGANTrainer(config, self.layout, self.strategy)
@@ -155,6 +156,8 @@ class Solver:
             print(f"{source.name}: training on {len(source.train[0])} images"
                   + (f", {len(source.test[0])} held out for test mode." if source.name == "CelebA" else "."))
         self.print_network()
+        print(f"Strategy: {type(self.strategy).__name__} with {self.strategy.num_replicas_in_sync} replica(s); "
+              f"precision {self.trainer.precision}; XLA {'on' if self.trainer.jit_compile else 'off'}")
 
         start = 0
         if cfg.resume_iters is not None:
@@ -163,10 +166,13 @@ class Solver:
             print(f"Loading the trained models from {path}...")
             self.ckpt.restore(path).assert_existing_objects_matched()
             start = int(self.trainer.step.numpy())
-        save_config(cfg, cfg.model_save_dir)
-        manager = tf.train.CheckpointManager(self.ckpt, cfg.model_save_dir, max_to_keep=None,
+        chief = self.locations.chief
+        if chief:
+            save_config(cfg, cfg.model_save_dir)
+        # Every worker saves (the save is a collective), but only the chief into model_save_dir.
+        manager = tf.train.CheckpointManager(self.ckpt, self.locations.path(cfg.model_save_dir), max_to_keep=None,
                                              checkpoint_name=CHECKPOINT_NAME)
-        writer = tf.summary.create_file_writer(cfg.log_dir) if cfg.use_tensorboard else None
+        writer = tf.summary.create_file_writer(cfg.log_dir) if cfg.use_tensorboard and chief else None
         fixed = self._fixed_batches()
         streams = {source.name: self._input(source, start) for source in self.sources}
         latest = {}  # the last value of every loss term: G's terms change only every n_critic steps
@@ -176,12 +182,12 @@ class Solver:
             for step in range(start, cfg.num_iters):
                 latest.update(self.trainer.train_step({name: next(it) for name, it in streams.items()}))
                 done = step + 1
-                if done % cfg.log_step == 0:
+                if done % cfg.log_step == 0 and chief:
                     values = {k: float(v) for k, v in latest.items()}
                     print(progress_line(done, cfg.num_iters, start, time.time() - t0, values), flush=True)
                     if writer is not None:
                         self._log_scalars(writer, values, done)
-                if done % cfg.sample_step == 0:
+                if done % cfg.sample_step == 0 and chief:
                     self._save_sample(writer, fixed, done)
                 if done % cfg.model_save_step == 0:
                     path = manager.save(checkpoint_number=done)
@@ -199,6 +205,7 @@ class Solver:
         if step % cfg.model_save_step and step > start:
             path = manager.save(checkpoint_number=step)
             print(f"Saved final model checkpoint {path}")
+        self.locations.cleanup()
         return step
 
     def _log_scalars(self, writer, values, step):

@@ -10,8 +10,10 @@ import functools
 import keras
 import tensorflow as tf
 
-from stargan_tf import domains, losses
+from stargan_tf import domains, hardware, losses
 from stargan_tf.models import build_discriminator, build_generator
+
+GP_FP16_SCALE = 1024.0  # keeps float16 gradients of the critic w.r.t. its input clear of underflow
 
 
 def learning_rate_at(step, base_lr, num_iters, num_iters_decay, lr_update_step):
@@ -50,16 +52,28 @@ class StarGANTrainer:
         self.config = config
         self.layout = layout or domains.layout_for(config)
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.precision = hardware.resolve_precision(config.mixed_precision)
+        self.jit_compile = hardware.resolve_jit(config.jit_compile)
+        policy = hardware.POLICIES[self.precision]
         g_c_dim, d_c_dim = self.layout.dim, self.layout.cls_dim
         with self.strategy.scope():
-            self.G = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num)
-            self.D = build_discriminator(config.image_size, d_c_dim, config.d_conv_dim, config.d_repeat_num)
-            self.g_optimizer = keras.optimizers.Adam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2)
-            self.d_optimizer = keras.optimizers.Adam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2)
+            self.G = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num, dtype=policy)
+            self.D = build_discriminator(config.image_size, d_c_dim, config.d_conv_dim, config.d_repeat_num,
+                                         dtype=policy)
+            self.g_optimizer = self._optimizer(config.g_lr)
+            self.d_optimizer = self._optimizer(config.d_lr)
             self.g_optimizer.build(self.G.trainable_variables)
             self.d_optimizer.build(self.D.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._fns = {}
+
+    def _optimizer(self, lr):
+        """Adam; with float16, wrapped in Keras' dynamic loss scaling (bfloat16 needs none)."""
+        adam = keras.optimizers.Adam(lr, beta_1=self.config.beta1, beta_2=self.config.beta2)
+        return keras.optimizers.LossScaleOptimizer(adam) if self.precision == "fp16" else adam
+
+    def _scaled(self, optimizer, loss):
+        return optimizer.scale_loss(loss) if self.precision == "fp16" else loss
 
     # ------------------------------------------------------------------ per-replica maths
     def _global_batch(self, images):
@@ -72,7 +86,8 @@ class StarGANTrainer:
         fake_src, _ = self.D(tf.stop_gradient(x_fake), training=True)
         loss_real, loss_fake = losses.d_adversarial_loss(real_src, fake_src, n)
         loss_cls = cls_loss(real_cls, label_org, n)
-        loss_gp = losses.gradient_penalty(lambda x: self.D(x, training=True)[0], x_real, x_fake, alpha, n)
+        loss_gp = losses.gradient_penalty(lambda x: self.D(x, training=True)[0], x_real, x_fake, alpha, n,
+                                          scale=GP_FP16_SCALE if self.precision == "fp16" else 1.0)
         total = loss_real + loss_fake + cfg.lambda_cls * loss_cls + cfg.lambda_gp * loss_gp
         return total, {"D/loss_real": loss_real, "D/loss_fake": loss_fake, "D/loss_cls": loss_cls,
                        "D/loss_gp": loss_gp}
@@ -80,7 +95,8 @@ class StarGANTrainer:
     def _apply_d(self, x_real, x_fake, label_org, alpha, n, cls_loss):
         with tf.GradientTape() as tape:
             total, terms = self._d_loss(x_real, x_fake, label_org, alpha, n, cls_loss)
-        grads = tape.gradient(total, self.D.trainable_variables)
+            scaled = self._scaled(self.d_optimizer, total)
+        grads = tape.gradient(scaled, self.D.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.D.trainable_variables, strict=True))
         return terms
 
@@ -109,7 +125,8 @@ class StarGANTrainer:
             x_rec = self.G([x_fake, label_org], training=True)
             g_loss_rec = losses.reconstruction_loss(x_real, x_rec, n)
             g_total = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
-        grads = g_tape.gradient(g_total, self.G.trainable_variables)
+            g_scaled = self._scaled(self.g_optimizer, g_total)
+        grads = g_tape.gradient(g_scaled, self.G.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.G.trainable_variables, strict=True))
         terms.update({"G/loss_fake": g_loss_fake, "G/loss_rec": g_loss_rec, "G/loss_cls": g_loss_cls})
         return terms
@@ -137,7 +154,8 @@ class StarGANTrainer:
         key = (dataset, update_g)
         if key not in self._fns:
             replica_fn = self._d_and_g_step if update_g else self._d_step
-            self._fns[key] = tf.function(self._distributed(replica_fn, classification_loss_for(self.layout, dataset)))
+            self._fns[key] = tf.function(self._distributed(replica_fn, classification_loss_for(self.layout, dataset)),
+                                         jit_compile=self.jit_compile)
         return self._fns[key]
 
     def train_step(self, dist_batches):

@@ -12,7 +12,8 @@ import pytest  # noqa: E402
 from stargan_tf.config import StarGANConfig  # noqa: E402
 from stargan_tf.demo_data import generate_demo_dataset  # noqa: E402
 
-TINY = dict(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=4)
+TINY = dict(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=4,
+            mixed_precision="off")
 
 
 @pytest.fixture(scope="session")

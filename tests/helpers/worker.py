@@ -1,0 +1,29 @@
+"""One worker of a multi-worker run (TF_CONFIG set by the caller): train a tiny model, then save the final
+weights to <out_dir>/weights_<task index>.npz. Usage: worker.py DEMO_DIR OUT_DIR NUM_ITERS."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import numpy as np  # noqa: E402
+
+from stargan_tf import distribute  # noqa: E402
+from stargan_tf.config import StarGANConfig  # noqa: E402
+from stargan_tf.solver import Solver  # noqa: E402
+
+demo_dir, out_dir, num_iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
+task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+strategy = distribute.make_strategy("multi_worker", collective_timeout=float(os.environ.get("COLLECTIVE_TIMEOUT", 30)))
+config = StarGANConfig(
+    image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=8, mixed_precision="off",
+    num_iters=num_iters, log_step=1, sample_step=num_iters, model_save_step=num_iters, seed=3, test_size=8,
+    dataset="Demo", demo_dir=demo_dir, demo_images=80, log_dir=os.path.join(out_dir, "logs"),
+    model_save_dir=os.path.join(out_dir, "models"), sample_dir=os.path.join(out_dir, "samples"),
+    result_dir=os.path.join(out_dir, "results"),
+).validate()
+solver = Solver(config, strategy)
+solver.train()
+np.savez(os.path.join(out_dir, f"weights_{task}.npz"), *solver.G.get_weights(), *solver.D.get_weights())
+print(f"worker {task} done", flush=True)

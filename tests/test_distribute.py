@@ -1,0 +1,111 @@
+"""tf.distribute: a mirrored step equals a one-device step; two workers on localhost agree; a dead worker
+ends the run with an error instead of a hang."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from stargan_tf import distribute
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HELPERS = os.path.join(ROOT, "tests", "helpers")
+
+
+def env(**extra):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+
+
+def test_mirrored_step_equals_single_device_step():
+    result = subprocess.run([sys.executable, os.path.join(HELPERS, "mirrored_step.py")], capture_output=True,
+                            text=True, env=env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2 and out["g_iterations"] == 1
+    assert out["G"] < 1e-5 and out["D"] < 1e-5
+    for key, value in out["loss_single"].items():
+        assert out["loss_multi"][key] == pytest.approx(value, rel=1e-5, abs=1e-7)
+
+
+def test_batch_must_divide_over_replicas(tmp_path, demo_dataset):
+    image_dir, attr_path = demo_dataset
+    result = subprocess.run(
+        [sys.executable, "train.py", "--cpu_devices", "2", "--distribution_strategy", "mirrored", "--batch_size", "5",
+         "--image_size", "32", "--d_repeat_num", "5", "--g_conv_dim", "8", "--d_conv_dim", "8",
+         "--celeba_image_dir", image_dir, "--attr_path", attr_path, "--test_size", "8", "--num_iters", "1",
+         "--model_save_dir", str(tmp_path / "m"), "--log_dir", str(tmp_path / "l")],
+        capture_output=True, text=True, cwd=ROOT, env=env(), timeout=600)
+    assert result.returncode == 2
+    assert "--batch_size 5 must divide evenly over 2 replicas" in result.stderr
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="multi_worker needs the TF_CONFIG environment variable"):
+        distribute.make_strategy("multi_worker")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_workers(demo_dir, out_dir, num_iters, collective_timeout=30):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        log = open(os.path.join(out_dir, f"worker{index}.log"), "w")
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(HELPERS, "worker.py"), demo_dir, out_dir, str(num_iters)], stdout=log,
+            stderr=subprocess.STDOUT, env=env(TF_CONFIG=tf_config, COLLECTIVE_TIMEOUT=str(collective_timeout))))
+    return procs
+
+
+def stop(procs):
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_two_workers_train_to_identical_weights(tmp_path):
+    procs = start_workers(str(tmp_path / "demo"), str(tmp_path), num_iters=6)
+    try:
+        codes = [p.wait(timeout=600) for p in procs]
+    finally:
+        stop(procs)
+    assert codes == [0, 0], open(tmp_path / "worker0.log").read()[-3000:]
+    first, second = np.load(tmp_path / "weights_0.npz"), np.load(tmp_path / "weights_1.npz")
+    assert len(first.files) == 40
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key])
+    # Only the chief (worker 0) wrote into the real folders.
+    assert sorted(os.listdir(tmp_path / "models")) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index",
+                                                       "config.json"]
+    assert os.listdir(tmp_path / "samples") == ["6-images.png"]
+
+
+def test_dead_worker_makes_the_other_exit_with_an_error(tmp_path):
+    procs = start_workers(str(tmp_path / "demo"), str(tmp_path), num_iters=100000, collective_timeout=15)
+    try:
+        deadline = time.time() + 300
+        log = tmp_path / "worker0.log"
+        while "Start training" not in log.read_text():
+            assert time.time() < deadline and procs[0].poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(2)
+        procs[1].kill()
+        killed = time.time()
+        code = procs[0].wait(timeout=180)
+        waited = time.time() - killed
+    finally:
+        stop(procs)
+    assert code != 0
+    assert waited < 180
