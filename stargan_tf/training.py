@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from stargan_tf import domains, hardware, losses
 from stargan_tf.models import build_discriminator, build_generator
+from stargan_tf.optimizers import FusedAdam
 
 GP_FP16_SCALE = 1024.0  # keeps float16 gradients of the critic w.r.t. its input clear of underflow
 
@@ -68,8 +69,8 @@ class StarGANTrainer:
         self._fns = {}
 
     def _optimizer(self, lr):
-        """Adam; with float16, wrapped in Keras' dynamic loss scaling (bfloat16 needs none)."""
-        adam = keras.optimizers.Adam(lr, beta_1=self.config.beta1, beta_2=self.config.beta2)
+        """Adam (fused kernel); with float16, wrapped in Keras' dynamic loss scaling (bfloat16 needs none)."""
+        adam = FusedAdam(lr, beta_1=self.config.beta1, beta_2=self.config.beta2)
         return keras.optimizers.LossScaleOptimizer(adam) if self.precision == "fp16" else adam
 
     def _scaled(self, optimizer, loss):
@@ -80,10 +81,16 @@ class StarGANTrainer:
         return tf.shape(images)[0] * self.strategy.num_replicas_in_sync
 
     def _d_loss(self, x_real, x_fake, label_org, alpha, n, cls_loss):
-        """The critic's total loss and its terms; `x_fake` is treated as a constant."""
+        """The critic's total loss and its terms; `x_fake` is treated as a constant.
+
+        Real and fake images go through D as one batch: D has no batch-coupled layer, so this equals two
+        calls, and it reads (and, in mixed precision, casts) D's 44.7M weights once instead of twice.
+        """
         cfg = self.config
-        real_src, real_cls = self.D(x_real, training=True)
-        fake_src, _ = self.D(tf.stop_gradient(x_fake), training=True)
+        src, cls = self.D(tf.concat([x_real, tf.stop_gradient(tf.cast(x_fake, x_real.dtype))], axis=0),
+                          training=True)
+        real_src, fake_src = tf.split(src, 2, axis=0)
+        real_cls = tf.split(cls, 2, axis=0)[0]
         loss_real, loss_fake = losses.d_adversarial_loss(real_src, fake_src, n)
         loss_cls = cls_loss(real_cls, label_org, n)
         loss_gp = losses.gradient_penalty(lambda x: self.D(x, training=True)[0], x_real, x_fake, alpha, n,

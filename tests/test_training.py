@@ -97,3 +97,17 @@ def test_d_loss_terms_match_hand_assembled_total():
     expected = terms["D/loss_real"] + terms["D/loss_fake"] + terms["D/loss_cls"] + 10 * terms["D/loss_gp"]
     assert float(total) == pytest.approx(float(expected), rel=1e-6)
     assert float(terms["D/loss_gp"]) > 0
+
+
+def test_one_critic_call_on_real_and_fake_equals_two_calls():
+    trainer = tiny_trainer()
+    batch = make_batch(4)
+    x_fake = trainer.G([batch["image"], batch["label_trg"]])
+    _, terms = trainer._d_loss(batch["image"], x_fake, batch["label_org"], batch["alpha"], None,
+                               losses.attribute_classification_loss)
+    real_src, real_cls = trainer.D(batch["image"])
+    fake_src, _ = trainer.D(x_fake)
+    assert float(terms["D/loss_real"]) == pytest.approx(-float(tf.reduce_mean(real_src)), rel=1e-5)
+    assert float(terms["D/loss_fake"]) == pytest.approx(float(tf.reduce_mean(fake_src)), rel=1e-5)
+    expected_cls = losses.attribute_classification_loss(real_cls, batch["label_org"])
+    assert float(terms["D/loss_cls"]) == pytest.approx(float(expected_cls), rel=1e-5)
