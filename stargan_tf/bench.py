@@ -2,6 +2,7 @@
 
   python -m stargan_tf.bench --image_size 128 --batch_size 16 --iters 10 [train options]
   python -m stargan_tf.bench --serving --image_size 128 --batch_size 16 --iters 10
+  python -m stargan_tf.bench --data_only --celeba_image_dir DIR --attr_path FILE --iters 100
 
 The last line printed is one JSON object with the results.
 """
@@ -57,6 +58,26 @@ def bench_train(config, iters, warmup):
             "device": tf.config.list_logical_devices()[-1].device_type, "iters_timed": iters}
 
 
+def bench_data(config, iters, warmup):
+    """Images per second through the training input pipeline (decode, crop, resize, flip, targets)."""
+    from stargan_tf import data
+    from stargan_tf.solver import prepare_dataset_paths
+
+    prepare_dataset_paths(config)
+    (paths, labels), _ = data.celeba_files(config.celeba_image_dir, config.attr_path, config.selected_attrs,
+                                           config.test_size)
+    stream = iter(data.train_dataset(paths, labels, config.celeba_crop_size, config.image_size, config.batch_size,
+                                     seed=0, num_parallel_calls=config.num_workers))
+    for _ in range(warmup):
+        next(stream)
+    start = time.perf_counter()
+    for _ in range(iters):
+        next(stream)["image"].numpy()
+    elapsed = time.perf_counter() - start
+    return {"images_per_s": round(iters * config.batch_size / elapsed, 1), "batches_timed": iters,
+            "training_images": len(paths), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 def bench_serving(config, iters):
     """Export an (untrained) generator of this size and time translate_bytes for 1 image and a batch."""
     import tensorflow as tf
@@ -100,9 +121,11 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=10, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds of n_critic iterations")
     parser.add_argument("--serving", action="store_true", help="time the exported translate_bytes signature")
+    parser.add_argument("--data_only", action="store_true",
+                        help="time the input pipeline alone on the CelebA-layout folder (--celeba_image_dir)")
     args = parser.parse_args(argv)
-    iters, warmup, serving_mode = args.iters, args.warmup, args.serving
-    for extra in ("iters", "warmup", "serving"):
+    iters, warmup, serving_mode, data_only = args.iters, args.warmup, args.serving, args.data_only
+    for extra in ("iters", "warmup", "serving", "data_only"):
         delattr(args, extra)
     from stargan_tf.config import StarGANConfig
 
@@ -111,7 +134,12 @@ def main(argv=None):
         config.validate()
     except ValueError as e:
         parser.error(str(e))
-    result = bench_serving(config, iters) if serving_mode else bench_train(config, iters, warmup)
+    if data_only:
+        result = bench_data(config, iters, max(warmup, 1) * 5)
+    elif serving_mode:
+        result = bench_serving(config, iters)
+    else:
+        result = bench_train(config, iters, warmup)
     result.update({"image_size": config.image_size, "batch_size": config.batch_size})
     print(json.dumps(result))
     return 0
