@@ -8,6 +8,7 @@ Everything follows from the seed.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import tempfile
@@ -79,20 +80,34 @@ def sample_attributes(rng):
     return hair, bool(rng.random() < 0.5), bool(rng.random() < 0.6)
 
 
+@contextlib.contextmanager
+def _built_in_place_of(out_dir):
+    """Yield a temporary folder beside `out_dir` that replaces it when the block completes, so an
+    interrupted run never leaves a half-written dataset behind."""
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".dataset-", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+
+
 def generate_demo_dataset(out_dir, num_images=2000, seed=0):
     """Write `out_dir/images/*.jpg` and `out_dir/list_attr_celeba.txt`; returns (image_dir, attr_path).
 
-    The dataset is built in a temporary folder beside `out_dir` and moved into place when complete, so an
-    interrupted run never leaves a half-written dataset behind. An existing complete dataset is reused.
+    The dataset is built in a temporary folder and moved into place when complete; an existing complete
+    dataset is reused.
     """
     image_dir = os.path.join(out_dir, "images")
     attr_path = os.path.join(out_dir, "list_attr_celeba.txt")
     if os.path.isfile(attr_path):
         return image_dir, attr_path
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".demo-", dir=parent)
-    try:
+    with _built_in_place_of(out_dir) as tmp:
         os.makedirs(os.path.join(tmp, "images"))
         rng = np.random.default_rng(seed)
         rows = []
@@ -105,12 +120,6 @@ def generate_demo_dataset(out_dir, num_images=2000, seed=0):
             rows.append(name + " " + " ".join(" 1" if values[a] else "-1" for a in DEFAULT_ATTRS))
         with open(os.path.join(tmp, "list_attr_celeba.txt"), "w") as f:
             f.write(f"{num_images}\n{' '.join(DEFAULT_ATTRS)}\n" + "\n".join(rows) + "\n")
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return image_dir, attr_path
 
 
@@ -160,10 +169,7 @@ def generate_shapes_dataset(out_dir, train_per_class=150, test_per_class=30, see
     """
     if os.path.isdir(os.path.join(out_dir, "test")):
         return os.path.join(out_dir, "train"), os.path.join(out_dir, "test")
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".shapes-", dir=parent)
-    try:
+    with _built_in_place_of(out_dir) as tmp:
         rng = np.random.default_rng(seed)
         for split, count in (("train", train_per_class), ("test", test_per_class)):
             for name, rgb in colours.items():
@@ -171,12 +177,6 @@ def generate_shapes_dataset(out_dir, train_per_class=150, test_per_class=30, see
                 os.makedirs(folder)
                 for i in range(count):
                     draw_shape(rng, rgb).save(os.path.join(folder, f"{i:04d}.png"))
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return os.path.join(out_dir, "train"), os.path.join(out_dir, "test")
 
 

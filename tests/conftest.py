@@ -22,13 +22,11 @@ def demo_dataset(tmp_path_factory):
     return generate_demo_dataset(str(tmp_path_factory.mktemp("demo") / "data"), num_images=80, seed=0)
 
 
-@pytest.fixture
-def tiny_config(demo_dataset, tmp_path):
-    """A 32x32 config with small widths, pointing at the demo dataset and a fresh output folder."""
-    image_dir, attr_path = demo_dataset
-    return StarGANConfig(
-        **TINY, num_iters=10, num_iters_decay=5, lr_update_step=2, log_step=5, sample_step=5, model_save_step=5,
-        celeba_image_dir=image_dir, attr_path=attr_path, seed=7, test_size=8,
-        log_dir=str(tmp_path / "logs"), model_save_dir=str(tmp_path / "models"),
-        sample_dir=str(tmp_path / "samples"), result_dir=str(tmp_path / "results"),
-    ).validate()
+def tiny_config(out_dir, demo=None, **changes):
+    """A validated 32x32 config with small widths writing under `out_dir`; `demo` is (image_dir, attr_path)."""
+    values = dict(TINY, seed=7, test_size=8, log_dir=str(out_dir / "logs"), model_save_dir=str(out_dir / "models"),
+                  sample_dir=str(out_dir / "samples"), result_dir=str(out_dir / "results"))
+    if demo is not None:
+        values.update(celeba_image_dir=demo[0], attr_path=demo[1])
+    values.update(changes)
+    return StarGANConfig(**values).validate()

@@ -10,12 +10,11 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_tf import data, domains, losses
-from stargan_tf.config import StarGANConfig
 from stargan_tf.demo_data import generate_shapes_dataset
 from stargan_tf.export import export_generator
 from stargan_tf.solver import Solver
 from stargan_tf.training import classification_loss_for
-from tests.conftest import TINY
+from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,11 +109,8 @@ def shapes(tmp_path_factory):
 
 
 def folder_config(tmp_path, **changes):
-    values = dict(TINY, num_iters=4, log_step=2, sample_step=4, model_save_step=4, use_tensorboard=False, seed=5,
-                  log_dir=str(tmp_path / "logs"), model_save_dir=str(tmp_path / "models"),
-                  sample_dir=str(tmp_path / "samples"), result_dir=str(tmp_path / "results"))
-    values.update(changes)
-    return StarGANConfig(**values).validate()
+    return tiny_config(tmp_path, None, **{"num_iters": 4, "log_step": 2, "sample_step": 4, "model_save_step": 4,
+                                          "use_tensorboard": False, "seed": 5, "test_size": None, **changes})
 
 
 def test_rafd_layout_end_to_end(shapes, tmp_path):

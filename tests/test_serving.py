@@ -14,10 +14,9 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_tf import serving
-from stargan_tf.config import StarGANConfig
 from stargan_tf.export import export_generator
 from stargan_tf.solver import Solver
-from tests.conftest import TINY
+from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -27,12 +26,8 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_
 def exported(tmp_path_factory, demo_dataset):
     """A tiny model trained for 5 iterations and exported: (solver, export path)."""
     out = tmp_path_factory.mktemp("export")
-    config = StarGANConfig(
-        **TINY, num_iters=5, log_step=5, sample_step=100, model_save_step=5, use_tensorboard=False,
-        celeba_image_dir=demo_dataset[0], attr_path=demo_dataset[1], seed=3, test_size=8,
-        log_dir=str(out / "logs"), model_save_dir=str(out / "models"), sample_dir=str(out / "samples"),
-        result_dir=str(out / "results"),
-    ).validate()
+    config = tiny_config(out, demo_dataset, num_iters=5, log_step=5, sample_step=100, model_save_step=5,
+                         use_tensorboard=False, seed=3)
     solver = Solver(config)
     solver.train()
     path = export_generator(config.model_save_dir, str(out / "serving"))

@@ -11,9 +11,8 @@ import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
-from stargan_tf.config import StarGANConfig
 from stargan_tf.solver import Solver
-from tests.conftest import TINY
+from tests.conftest import tiny_config
 
 
 def run(config, **changes):
@@ -26,12 +25,8 @@ def run(config, **changes):
 def trained(tmp_path_factory, demo_dataset):
     """One 10-iteration run (checkpoints at 5 and 10) shared by the checks below."""
     out = tmp_path_factory.mktemp("run")
-    config = StarGANConfig(
-        **TINY, num_iters=10, num_iters_decay=5, lr_update_step=2, log_step=5, sample_step=5, model_save_step=5,
-        celeba_image_dir=demo_dataset[0], attr_path=demo_dataset[1], seed=7, test_size=8,
-        log_dir=str(out / "logs"), model_save_dir=str(out / "models"), sample_dir=str(out / "samples"),
-        result_dir=str(out / "results"),
-    ).validate()
+    config = tiny_config(out, demo_dataset, num_iters=10, num_iters_decay=5, lr_update_step=2, log_step=5,
+                         sample_step=5, model_save_step=5)
     solver, last = run(config)
     return config, solver, last
 
