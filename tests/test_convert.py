@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from stargan_tf import convert
 from stargan_tf.checkpoints import restore_generator
@@ -203,6 +204,11 @@ def test_cli_convert_then_export_test_mode_and_fine_tune(tmp_path, demo_dataset)
     result = run("export.py", "--model_save_dir", str(out), "--export_dir", str(tmp_path / "exports"))
     assert result.returncode == 0, result.stderr
     assert os.path.isfile(tmp_path / "exports" / "300" / "saved_model.pb")
+    Image.new("RGB", (50, 40), (200, 120, 40)).save(tmp_path / "photo.jpg")
+    result = run("-m", "stargan_tf.translate", "--export_dir", str(tmp_path / "exports"), "--input",
+                 str(tmp_path / "photo.jpg"), "--set", "Blond_Hair=1", "--output", str(tmp_path / "translated"))
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "translated" / "photo.png").size == (32, 32)
 
     image_dir, attr_path = demo_dataset
     common = ["--image_size", "32", "--g_conv_dim", "8", "--g_repeat_num", "2", "--d_conv_dim", "8",
