@@ -4,13 +4,13 @@
 import argparse
 import sys
 
-from stargan_tf.config import _step
+from stargan_tf.config import parse_step
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split(":")[0])
     parser.add_argument("--model_save_dir", required=True, help="directory with train.py's checkpoints and config.json")
-    parser.add_argument("--test_iters", type=_step, default="latest", help="checkpoint step to export, or 'latest'")
+    parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step, or latest")
     parser.add_argument("--export_dir", required=True, help="TF Serving model base path; the export goes in a "
                                                             "numbered sub-folder")
     parser.add_argument("--version", type=int, default=None, help="version folder number (default: the step)")

@@ -178,7 +178,7 @@ def _str2bool(value):
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def _step(value):
+def parse_step(value):
     if value == "latest":
         return value
     try:
@@ -230,7 +230,7 @@ def build_parser(description="Train or test StarGAN."):
             parser.add_argument("--selected_attrs", "--list", nargs="+", default=list(DEFAULT_ATTRS), **kwargs)
             continue
         if name in ("resume_iters", "test_iters"):
-            kwargs["type"] = _step
+            kwargs["type"] = parse_step
         elif name == "use_tensorboard":
             kwargs["type"] = _str2bool
         elif name == "rafd_classes":

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from stargan_tf.config import DEFAULT_ATTRS, StarGANConfig, _step
+from stargan_tf.config import DEFAULT_ATTRS, StarGANConfig, parse_step
 
 # Official instance-norm buffers: present with track_running_stats=True, never used (no `.eval()` call).
 _IGNORED = ("running_mean", "running_var", "num_batches_tracked")
@@ -212,7 +212,7 @@ def main(argv=None):
     parser.add_argument("--g_repeat_num", type=int, default=None, help="checked against the checkpoint if given")
     parser.add_argument("--d_conv_dim", type=int, default=None, help="checked against the checkpoint if given")
     parser.add_argument("--d_repeat_num", type=int, default=None, help="checked against the checkpoint if given")
-    parser.add_argument("--step", type=_step, default=None, help="checkpoint number (default: from N-G.ckpt)")
+    parser.add_argument("--step", type=parse_step, default=None, help="checkpoint number (default: from N-G.ckpt)")
     parser.add_argument("--model_save_dir", required=True, help="output folder for ckpt-<step> and config.json")
     args = parser.parse_args(argv)
     try:
