@@ -107,6 +107,10 @@ class StarGANConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}")
+        from stargan_tf.models import check_discriminator_size, check_generator_size
+
+        check_generator_size(self.image_size)
+        check_discriminator_size(self.image_size, self.d_repeat_num)
         if self.g_repeat_num < 0:
             raise ValueError(f"--g_repeat_num must be 0 or more, got {self.g_repeat_num}")
         if self.num_iters_decay < 0:

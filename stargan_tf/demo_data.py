@@ -8,7 +8,6 @@ Everything follows from the seed.
 """
 
 import argparse
-import contextlib
 import os
 import shutil
 import tempfile
@@ -80,18 +79,28 @@ def sample_attributes(rng):
     return hair, bool(rng.random() < 0.5), bool(rng.random() < 0.6)
 
 
-@contextlib.contextmanager
-def _built_in_place_of(out_dir):
-    """Yield a temporary folder beside `out_dir` that replaces it when the block completes, so an
-    interrupted run never leaves a half-written dataset behind."""
+def _build_in_place(out_dir, marker, build):
+    """Run `build(tmp)` in a temporary folder beside `out_dir`, then rename it to `out_dir`.
+
+    An interrupted run never leaves a half-written dataset, and an existing folder is never deleted: a
+    complete dataset (one holding `marker`) is reused, also when another process (another worker) finishes
+    the same deterministic dataset first; any other existing folder is an error.
+    """
+    if os.path.exists(out_dir):
+        if os.path.exists(os.path.join(out_dir, marker)):
+            return
+        raise FileExistsError(f"{out_dir} exists but holds no complete generated dataset; remove it or choose "
+                              "another folder")
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".dataset-", dir=parent)
     try:
-        yield tmp
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        build(tmp)
+        try:
+            os.rename(tmp, out_dir)
+        except OSError:
+            if not os.path.exists(os.path.join(out_dir, marker)):
+                raise
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
@@ -100,14 +109,10 @@ def _built_in_place_of(out_dir):
 def generate_demo_dataset(out_dir, num_images=2000, seed=0):
     """Write `out_dir/images/*.jpg` and `out_dir/list_attr_celeba.txt`; returns (image_dir, attr_path).
 
-    The dataset is built in a temporary folder and moved into place when complete; an existing complete
-    dataset is reused.
+    Built in a temporary folder and moved into place when complete; an existing complete dataset is reused.
     """
-    image_dir = os.path.join(out_dir, "images")
-    attr_path = os.path.join(out_dir, "list_attr_celeba.txt")
-    if os.path.isfile(attr_path):
-        return image_dir, attr_path
-    with _built_in_place_of(out_dir) as tmp:
+
+    def build(tmp):
         os.makedirs(os.path.join(tmp, "images"))
         rng = np.random.default_rng(seed)
         rows = []
@@ -120,25 +125,9 @@ def generate_demo_dataset(out_dir, num_images=2000, seed=0):
             rows.append(name + " " + " ".join(" 1" if values[a] else "-1" for a in DEFAULT_ATTRS))
         with open(os.path.join(tmp, "list_attr_celeba.txt"), "w") as f:
             f.write(f"{num_images}\n{' '.join(DEFAULT_ATTRS)}\n" + "\n".join(rows) + "\n")
-    return image_dir, attr_path
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Generate a synthetic dataset: faces in the CelebA layout, or "
-                                                 "coloured shapes in the folder-per-class (RaFD) layout.")
-    parser.add_argument("--out", default="data/demo", help="output folder")
-    parser.add_argument("--shapes", action="store_true", help="coloured shapes, one class folder per colour")
-    parser.add_argument("--num_images", type=int, default=2000, help="faces: number of images")
-    parser.add_argument("--train_per_class", type=int, default=150, help="shapes: training images per class")
-    parser.add_argument("--test_per_class", type=int, default=30, help="shapes: test images per class")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.shapes:
-        train, test = generate_shapes_dataset(args.out, args.train_per_class, args.test_per_class, args.seed)
-        print(f"Shapes dataset: {train} (train) and {test} (test)")
-    else:
-        image_dir, attr_path = generate_demo_dataset(args.out, args.num_images, args.seed)
-        print(f"Demo dataset: {image_dir} and {attr_path}")
+    _build_in_place(out_dir, "list_attr_celeba.txt", build)
+    return os.path.join(out_dir, "images"), os.path.join(out_dir, "list_attr_celeba.txt")
 
 
 SHAPE_COLOURS = {"blue": (40, 80, 220), "green": (40, 170, 60), "red": (215, 40, 40), "yellow": (235, 205, 40)}
@@ -167,9 +156,8 @@ def generate_shapes_dataset(out_dir, train_per_class=150, test_per_class=30, see
 
     Written to a temporary folder and renamed into place; an existing complete dataset is reused.
     """
-    if os.path.isdir(os.path.join(out_dir, "test")):
-        return os.path.join(out_dir, "train"), os.path.join(out_dir, "test")
-    with _built_in_place_of(out_dir) as tmp:
+
+    def build(tmp):
         rng = np.random.default_rng(seed)
         for split, count in (("train", train_per_class), ("test", test_per_class)):
             for name, rgb in colours.items():
@@ -177,7 +165,27 @@ def generate_shapes_dataset(out_dir, train_per_class=150, test_per_class=30, see
                 os.makedirs(folder)
                 for i in range(count):
                     draw_shape(rng, rgb).save(os.path.join(folder, f"{i:04d}.png"))
+
+    _build_in_place(out_dir, "test", build)
     return os.path.join(out_dir, "train"), os.path.join(out_dir, "test")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Generate a synthetic dataset: faces in the CelebA layout, or "
+                                                 "coloured shapes in the folder-per-class (RaFD) layout.")
+    parser.add_argument("--out", default="data/demo", help="output folder")
+    parser.add_argument("--shapes", action="store_true", help="coloured shapes, one class folder per colour")
+    parser.add_argument("--num_images", type=int, default=2000, help="faces: number of images")
+    parser.add_argument("--train_per_class", type=int, default=150, help="shapes: training images per class")
+    parser.add_argument("--test_per_class", type=int, default=30, help="shapes: test images per class")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.shapes:
+        train, test = generate_shapes_dataset(args.out, args.train_per_class, args.test_per_class, args.seed)
+        print(f"Shapes dataset: {train} (train) and {test} (test)")
+    else:
+        image_dir, attr_path = generate_demo_dataset(args.out, args.num_images, args.seed)
+        print(f"Demo dataset: {image_dir} and {attr_path}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import keras
 from stargan_tf.layers import LabelConcat, instance_norm
 
 
-def _check_generator_size(image_size):
+def check_generator_size(image_size):
+    """Raise a clear error unless `image_size` is a multiple of 4 (two stride-2 halvings in G)."""
     if image_size < 4 or image_size % 4:
         raise ValueError(
             f"image_size must be a multiple of 4 (the generator downsamples twice by 2), got {image_size}"
@@ -43,7 +44,7 @@ def _residual_block(x, dim, name, dtype):
 
 def build_generator(image_size=128, c_dim=5, conv_dim=64, repeat_num=6, name="generator", dtype=None):
     """G(x, c): images (N, H, W, 3) in [-1, 1] and labels (N, c_dim) -> images (N, H, W, 3) in [-1, 1]."""
-    _check_generator_size(image_size)
+    check_generator_size(image_size)
     images = keras.Input((image_size, image_size, 3), name="images")
     labels = keras.Input((c_dim,), name="labels")
     x = LabelConcat(name="label_concat", dtype=dtype)([images, labels])

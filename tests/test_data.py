@@ -156,3 +156,32 @@ def test_missing_images_are_listed(demo_dataset, tmp_path):
     with pytest.raises(data.DataError, match=r"2 image\(s\) listed in .* are missing from .*: nope1.jpg, nope2.jpg"):
         data.check_files_exist(image_dir, ["000001.jpg", "nope1.jpg", "nope2.jpg"], attr_path)
     assert os.path.isdir(image_dir)
+
+
+def test_demo_dataset_never_replaces_an_unrelated_folder(tmp_path):
+    from stargan_tf.demo_data import generate_demo_dataset
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="exists but holds no complete generated dataset"):
+        generate_demo_dataset(str(tmp_path / "mine"), num_images=3)
+    assert (tmp_path / "mine" / "keep.txt").read_text() == "user data"
+
+
+def test_concurrent_demo_generation_keeps_one_complete_copy(tmp_path):
+    """Two workers may generate the same demo dataset at once; the loser keeps the winner's copy."""
+    import threading
+
+    from stargan_tf.demo_data import generate_demo_dataset
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(generate_demo_dataset(str(tmp_path / "d"), 30)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    files, _, _ = data.read_attribute_file(results[0][1], ["Male"])
+    data.check_files_exist(results[0][0], files, "list")
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]

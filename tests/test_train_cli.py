@@ -1,0 +1,49 @@
+"""train.py's command line: official flags accepted, bad options and data named in one line."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from stargan_tf.config import StarGANConfig, build_parser
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "train.py", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def test_official_command_line_parses_with_official_defaults():
+    args = build_parser().parse_args([
+        "--mode", "train", "--dataset", "CelebA", "--image_size", "128", "--c_dim", "5", "--sample_dir", "s",
+        "--log_dir", "l", "--model_save_dir", "m", "--result_dir", "r", "--selected_attrs", "Black_Hair",
+        "Blond_Hair", "Brown_Hair", "Male", "Young", "--use_tensorboard", "False"])
+    config = StarGANConfig(**vars(args)).validate()
+    assert (config.batch_size, config.num_iters, config.num_iters_decay, config.n_critic) == (16, 200000, 100000, 5)
+    assert (config.g_lr, config.d_lr, config.beta1, config.beta2) == (1e-4, 1e-4, 0.5, 0.999)
+    assert (config.lambda_cls, config.lambda_rec, config.lambda_gp) == (1, 10, 10)
+    assert (config.log_step, config.sample_step, config.model_save_step, config.lr_update_step) == (10, 1000, 10000,
+                                                                                                   1000)
+    assert config.use_tensorboard is False and config.c_dim == 5
+
+
+def test_unknown_attribute_lists_valid_names(demo_dataset, tmp_path):
+    result = train("--celeba_image_dir", demo_dataset[0], "--attr_path", demo_dataset[1], "--selected_attrs", "Bald",
+                   "--image_size", "32", "--d_repeat_num", "5", "--model_save_dir", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert "error: --selected_attrs: Bald not in" in result.stderr
+    assert "valid names: Black_Hair Blond_Hair Brown_Hair Male Young" in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--image_size", "32"], "image_size 32 must be a multiple of 2**d_repeat_num = 64"),
+    (["--c_dim", "4"], "--c_dim 4 does not match the 5 --selected_attrs"),
+    (["--image_size", "30", "--d_repeat_num", "1"], "image_size must be a multiple of 4"),
+])
+def test_bad_options_fail_before_any_work(args, message):
+    result = train(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
