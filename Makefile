@@ -21,7 +21,9 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt
 venv: $(STAMP)
 
 # Trains the paper's StarGAN (32x32, smaller widths) on the embedded synthetic CelebA-layout dataset.
+# Each run starts over: the previous demo run's checkpoints, samples and logs are removed (the data is kept).
 demo: $(STAMP)
+	rm -rf $(DEMO_DIR)/models $(DEMO_DIR)/samples $(DEMO_DIR)/logs $(DEMO_DIR)/results
 	$(PY) train.py --dataset Demo --demo_dir $(DEMO_DIR)/data --image_size 32 \
 	  --g_conv_dim 32 --d_conv_dim 32 --g_repeat_num 4 --d_repeat_num 5 \
 	  --num_iters 4000 --num_iters_decay 2000 --lr_update_step 100 \

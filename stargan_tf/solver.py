@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import data, distribute, domains, images
-from stargan_tf.checkpoints import CHECKPOINT_NAME, checkpoint_path
+from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps, checkpoint_path
 from stargan_tf.config import load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
 from stargan_tf.training import StarGANTrainer
@@ -160,6 +160,11 @@ class Solver:
               f"precision {self.trainer.precision}; XLA {'on' if self.trainer.jit_compile else 'off'}")
 
         start = 0
+        existing = available_steps(cfg.model_save_dir)
+        if cfg.resume_iters is None and existing:
+            raise ValueError(f"--model_save_dir {cfg.model_save_dir} already holds checkpoints (steps "
+                             f"{', '.join(map(str, existing))}); continue with --resume_iters latest, or choose "
+                             "another --model_save_dir so that they are not overwritten")
         if cfg.resume_iters is not None:
             self._check_stored_config()
             path = checkpoint_path(cfg.model_save_dir, cfg.resume_iters)

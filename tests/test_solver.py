@@ -96,3 +96,9 @@ def test_tensorboard_holds_scalars_and_sample_images(trained):
     assert lr == [pytest.approx(1e-4), pytest.approx(0.4e-4)]
     losses = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("D/loss_gp")]
     assert all(np.isfinite(losses))
+
+
+def test_fresh_training_refuses_to_overwrite_checkpoints(trained, tmp_path):
+    config, _, _ = trained
+    with pytest.raises(ValueError, match="already holds checkpoints \\(steps 5, 10\\); continue with --resume_iters"):
+        run(config, log_dir=str(tmp_path / "l"), sample_dir=str(tmp_path / "s"))
