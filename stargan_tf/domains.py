@@ -125,15 +125,19 @@ class LabelLayout:
         raise KeyError(dataset)
 
     def encode(self, dataset, part):
-        """Full labels (N, dim) for images of `dataset` with part labels `part` (N, spec.dim)."""
-        part = np.asarray(part, np.float32)
-        if not self.has_mask:
-            return part
-        out = np.zeros((part.shape[0], self.dim), np.float32)
-        start = self.offset(dataset)
-        out[:, start : start + part.shape[1]] = part
-        out[:, self.cls_dim + self.datasets.index(dataset)] = 1.0
-        return out
+        """Full labels (N, dim) for images of `dataset` with part labels `part` (N, spec.dim).
+
+        Written as `part @ placement + mask row`, so the same code serves numpy arrays and tf tensors.
+        """
+        start, width = self.offset(dataset), self.spec(dataset).dim
+        placement = np.zeros((width, self.dim), np.float32)
+        placement[np.arange(width), start + np.arange(width)] = 1.0
+        mask = np.zeros((1, self.dim), np.float32)
+        if self.has_mask:
+            mask[0, self.cls_dim + self.datasets.index(dataset)] = 1.0
+        if isinstance(part, np.ndarray) or not hasattr(part, "dtype"):  # arrays and lists; tf tensors stay tensors
+            part = np.asarray(part, np.float32)
+        return part @ placement + mask
 
     def targets(self, dataset, c_org_part):
         """Sample/test targets for images of `dataset`: every domain of every part, as full labels.

@@ -117,21 +117,12 @@ class Solver:
         paths, labels = source.train
         layout, name = self.layout, source.name
 
-        def to_model(part):
-            if not layout.has_mask:
-                return part
-            n = tf.shape(part)[0]
-            start = layout.offset(name)
-            mask = tf.one_hot(tf.fill([n], layout.datasets.index(name)), len(layout.datasets))
-            return tf.concat([tf.zeros([n, start]), part, tf.zeros([n, layout.cls_dim - start - part.shape[1]]),
-                              mask], axis=1)
-
         def input_fn(ctx):
             return data.train_dataset(
                 paths, labels, source.crop_size, cfg.image_size, ctx.get_per_replica_batch_size(cfg.batch_size),
                 seed=cfg.seed + 104729 * layout.datasets.index(name), num_parallel_calls=cfg.num_workers,
                 shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), start_batch=start_step,
-                labels_to_model=to_model,
+                labels_to_model=lambda part: layout.encode(name, part),
             )
 
         return iter(self.strategy.distribute_datasets_from_function(input_fn))
