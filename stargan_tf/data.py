@@ -93,11 +93,14 @@ def check_files_exist(image_dir, filenames, source):
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
 
 
-def decode_image(contents, path):
-    """Decode JPEG/PNG/GIF/BMP bytes of any mode (grey, RGBA, CMYK, ...) to float32 RGB in [0, 255]."""
+def decode_image(contents, name, problem="not a JPEG, PNG, GIF or BMP image:"):
+    """Decode JPEG/PNG/GIF/BMP bytes of any mode (grey, RGBA, CMYK, ...) to float32 RGB in [0, 255].
+
+    Bytes of another kind fail with an InvalidArgumentError saying `problem` and `name` (a path, say).
+    """
     head = tf.strings.substr(contents, 0, 4)
     known = tf.reduce_any([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC])
-    check = tf.debugging.Assert(known, ["not a JPEG, PNG, GIF or BMP image:", path])
+    check = tf.debugging.Assert(known, [problem, name])
     with tf.control_dependencies([check]):
         contents = tf.identity(contents)
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
@@ -105,19 +108,20 @@ def decode_image(contents, path):
     return tf.cast(image, tf.float32)
 
 
-def center_crop(image, crop_size):
+def center_crop(image, crop_size=None):
     """torchvision's CenterCrop offsets (round((h - c) / 2)); an image smaller than the crop keeps its
-    largest centred square instead of being padded with black."""
+    largest centred square instead of being padded with black. `crop_size=None`: the largest centred square."""
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
-    size = tf.minimum(tf.minimum(h, w), crop_size)
+    size = tf.minimum(h, w) if crop_size is None else tf.minimum(tf.minimum(h, w), crop_size)
     top = tf.cast(tf.round(tf.cast(h - size, tf.float32) / 2.0), tf.int32)
     left = tf.cast(tf.round(tf.cast(w - size, tf.float32) / 2.0), tf.int32)
     return image[top : top + size, left : left + size]
 
 
 def preprocess(image, crop_size, image_size):
-    """Center crop, antialiased bilinear resize (as PIL/torchvision), scale [0, 255] to [-1, 1]."""
+    """Center crop (None: the largest centred square), antialiased bilinear resize (as PIL/torchvision),
+    scale [0, 255] to [-1, 1]."""
     image = center_crop(image, crop_size)
     image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)

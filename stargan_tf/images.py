@@ -35,11 +35,3 @@ def write_atomic(path, payload):
     os.replace(tmp, path)
     return path
 
-
-def centre_square(image, size):
-    """A PIL image as RGB, cropped to its centred square and resized to `size` (for display beside outputs)."""
-    image = image.convert("RGB")
-    w, h = image.size
-    s = min(w, h)
-    left, top = round((w - s) / 2), round((h - s) / 2)
-    return np.asarray(image.crop((left, top, left + s, top + s)).resize((size, size), Image.BILINEAR))

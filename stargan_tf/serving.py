@@ -10,7 +10,7 @@ Inputs are checked inside the graph, so a wrong shape or undecodable bytes raise
 
 import tensorflow as tf
 
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+from stargan_tf import data
 
 
 def _assert_shape(tensor, expected, what):
@@ -36,21 +36,11 @@ def _after(checks, *tensors):
 
 
 def decode_square(image_bytes, image_size):
-    """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize."""
-    head = tf.strings.substr(image_bytes, 0, 4)
-    known = tf.reduce_any(tf.stack([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC]))
-    check = tf.debugging.Assert(known, ["image_bytes holds no JPEG, PNG, GIF or BMP image; it starts with",
-                                        tf.strings.substr(image_bytes, 0, 8)])
-    (image_bytes,) = _after([check], image_bytes)
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    image = tf.cast(image, tf.float32)
-    shape = tf.shape(image)
-    size = tf.minimum(shape[0], shape[1])
-    top = tf.cast(tf.round(tf.cast(shape[0] - size, tf.float32) / 2.0), tf.int32)
-    left = tf.cast(tf.round(tf.cast(shape[1] - size, tf.float32) / 2.0), tf.int32)
-    image = image[top : top + size, left : left + size]
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
-    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+    """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize,
+    the training preprocessing with the crop taken as the photo's largest centred square."""
+    image = data.decode_image(image_bytes, tf.strings.substr(image_bytes, 0, 8),
+                              "image_bytes holds no JPEG, PNG, GIF or BMP image; it starts with")
+    return data.preprocess(image, None, image_size)
 
 
 def encode_png(image):

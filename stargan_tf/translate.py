@@ -14,11 +14,12 @@ import os
 import sys
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from stargan_tf import domains, images
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+from stargan_tf.data import DECODABLE
+from stargan_tf.serving import decode_square
 
 
 class Translator:
@@ -32,8 +33,6 @@ class Translator:
 
     @classmethod
     def from_export(cls, export_dir):
-        import tensorflow as tf
-
         path = resolve_export(export_dir)
         loaded = tf.saved_model.load(path)
         fn = loaded.signatures["translate_bytes"]
@@ -50,8 +49,6 @@ class Translator:
 
     def translate(self, image_bytes, labels):
         """PNG bytes of `image_bytes` translated to each row of `labels` (float32 (N, c_dim))."""
-        import tensorflow as tf
-
         out = self._translate_bytes(tf.constant(image_bytes), tf.constant(np.asarray(labels, np.float32)))
         return [bytes(b) for b in out.numpy()]
 
@@ -127,9 +124,9 @@ def collect_inputs(inputs):
     files = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(IMAGE_EXTENSIONS))
+            found = sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(DECODABLE))
             if not found:
-                raise FileNotFoundError(f"--input {item}: folder holds no {'/'.join(IMAGE_EXTENSIONS)} files")
+                raise FileNotFoundError(f"--input {item}: folder holds no {'/'.join(DECODABLE)} files")
             files += found
         elif os.path.isfile(item):
             files.append(item)
@@ -139,15 +136,14 @@ def collect_inputs(inputs):
 
 
 def read_image(path):
-    """The file's bytes and a PIL image of it; a clear error names a file that is not an image."""
+    """The file's bytes, checked to be an image first, so a clear error names a file that is not one."""
     with open(path, "rb") as f:
         payload = f.read()
     try:
-        image = Image.open(io.BytesIO(payload))
-        image.load()
+        Image.open(io.BytesIO(payload)).load()
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
-    return payload, image
+    return payload
 
 
 def run(args):
@@ -162,12 +158,12 @@ def run(args):
     files = collect_inputs(args.input)
     written = []
     for path in files:
-        payload, image = read_image(path)
+        payload = read_image(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         if args.grid:
             labels = np.concatenate(layout.targets(source_dataset, source[None]), axis=0)
             outputs = translator.translate([payload] * len(labels), labels)
-            columns = [images.centre_square(image, translator.image_size)]
+            columns = [images.to_uint8(decode_square(tf.constant(payload), translator.image_size).numpy())]
             columns += [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in outputs]
             out = images.save_png(os.path.join(args.output, f"{stem}-grid.png"), np.concatenate(columns, axis=1))
         else:
