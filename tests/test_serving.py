@@ -229,7 +229,7 @@ def test_translate_cli_grid_from_checkpoint_dir(exported, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--set", "Bald=1"], "unknown attribute 'Bald'; valid names: Black_Hair, Blond_Hair, Brown_Hair, Male, Young"),
-    (["--set", "Male=2"], r"--set 'Male=2': values must lie in \[0, 1\], got 2"),
+    (["--set", "Male=2"], "--set 'Male=2': values must lie in [0, 1], got 2"),
     (["--source", "Male"], "--source 'Male': expected NAME=VALUE"),
 ])
 def test_translate_cli_errors(exported, tmp_path, args, message):
@@ -237,7 +237,7 @@ def test_translate_cli_errors(exported, tmp_path, args, message):
     result = run_translate("--export_dir", exported[1], "--input", str(tmp_path / "p.png"), *args,
                            "--output", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert message in result.stderr.replace("\\", "") or __import__("re").search(message, result.stderr)
+    assert message in result.stderr
 
 
 def test_translate_cli_names_unreadable_file(exported, tmp_path):
