@@ -7,6 +7,7 @@
 The last line printed is one JSON object with the results.
 """
 
+import io
 import json
 import os
 import resource
@@ -95,10 +96,9 @@ def bench_serving(config, iters):
         size_mb = directory_size(path) / 1e6
         fn = tf.saved_model.load(path).signatures["translate_bytes"]
         rng = np.random.default_rng(0)
-        jpeg = tempfile.SpooledTemporaryFile()
+        jpeg = io.BytesIO()
         Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(jpeg, format="JPEG")
-        jpeg.seek(0)
-        payload = jpeg.read()
+        payload = jpeg.getvalue()
         results = {"export_mb": round(size_mb, 1)}
         for n in (1, config.batch_size):
             images = tf.constant([payload] * n)
