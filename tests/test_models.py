@@ -1,8 +1,11 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from stargan_tf.layers import instance_norm
+from stargan_tf import models
+from stargan_tf.layers import LeakyReLU, PatchConv2D, instance_norm
+from stargan_tf.losses import gradient_penalty
 from stargan_tf.models import build_discriminator, build_generator
 
 OFFICIAL_COUNTS = [  # (image_size, c_dim, d_repeat_num, G, D) from the official code
@@ -77,3 +80,72 @@ def test_instance_norm_matches_numpy_reference():
     var = x.var(axis=(1, 2), keepdims=True)
     expected = (x - mean) / np.sqrt(var + 1e-5) * gamma + beta
     np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("side,filters,kernel,strides,padding", [
+    (4, 6, 4, 2, "same"),  # D's conv6 at 128x128, in miniature
+    (8, 6, 4, 2, "same"),
+    (2, 1, 3, 1, "same"),  # src_conv
+    (2, 5, 2, 1, "valid"),  # cls_conv
+    (6, 3, 3, 2, "same"),  # SAME pads 0 before and 1 after
+])
+def test_patch_conv_equals_conv2d_with_same_weights(side, filters, kernel, strides, padding):
+    x = tf.random.stateless_normal([3, side, side, 4], seed=[1, 2])
+    conv = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding)
+    patch = PatchConv2D(filters, kernel, strides=strides, padding=padding)
+    conv(x)
+    patch.build(x.shape)
+    patch.set_weights([w + 0.1 for w in conv.get_weights()])  # a non-zero bias too
+    conv.set_weights(patch.get_weights())
+
+    def grads(layer):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = layer(x)
+                loss = tf.reduce_sum(y * y)
+            dx = inner.gradient(loss, x)
+            second = tf.reduce_sum(dx * dx)  # the gradient penalty's double backprop
+        return [y, dx, *outer.gradient(second, layer.trainable_variables)]
+
+    for a, b in zip(grads(conv), grads(patch), strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(a))))
+
+
+def test_discriminator_runs_only_its_few_pixel_layers_as_patch_gemms():
+    d = build_discriminator(128, 5, conv_dim=4)
+    patch = sorted(layer.name for layer in d.layers if isinstance(layer, PatchConv2D))
+    assert patch == ["cls_conv", "conv5", "conv6", "src_conv"]  # outputs 4x4, 2x2, 2x2, 1x1
+
+
+def test_discriminator_with_patch_gemms_equals_plain_convolutions(monkeypatch):
+    fast = build_discriminator(32, 5, conv_dim=8, repeat_num=5)
+    monkeypatch.setattr(models, "PATCH_GEMM_MAX_SIDE", 0)
+    plain = build_discriminator(32, 5, conv_dim=8, repeat_num=5)
+    assert not [layer for layer in plain.layers if isinstance(layer, PatchConv2D)]
+    plain.set_weights(fast.get_weights())
+    real = tf.random.stateless_uniform([4, 32, 32, 3], [3, 4], -1, 1)
+    fake = tf.random.stateless_uniform([4, 32, 32, 3], [5, 6], -1, 1)
+    alpha = tf.random.stateless_uniform([4, 1, 1, 1], [7, 8])
+
+    def outputs_and_penalty_grads(d):
+        with tf.GradientTape() as tape:
+            penalty = gradient_penalty(lambda z: d(z)[0], real, fake, alpha, 4)
+        grads = tape.gradient(penalty, d.trainable_variables)
+        zeros = [tf.zeros(v.shape) for v in d.trainable_variables]  # no path (cls, biases) counts as zero
+        return [*d(real), penalty, *[z if g is None else g for g, z in zip(grads, zeros, strict=True)]]
+
+    for a, b in zip(outputs_and_penalty_grads(plain), outputs_and_penalty_grads(fast), strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5 * float(tf.reduce_max(tf.abs(a))))
+
+
+def test_leaky_relu_equals_keras_leaky_relu_and_its_gradient():
+    x = tf.constant([-3.0, -0.5, -1e-30, 1e-30, 0.25, 7.0])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = LeakyReLU(negative_slope=0.01)(x)
+        keras_ = keras.layers.LeakyReLU(negative_slope=0.01)(x)
+    np.testing.assert_array_equal(ours.numpy(), keras_.numpy())
+    np.testing.assert_array_equal(tape.gradient(ours, x).numpy(), np.float32([0.01, 0.01, 0.01, 1, 1, 1]))
+    np.testing.assert_array_equal(tape.gradient(keras_, x).numpy(), np.float32([0.01, 0.01, 0.01, 1, 1, 1]))
