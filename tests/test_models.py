@@ -113,15 +113,22 @@ def test_patch_conv_equals_conv2d_with_same_weights(side, filters, kernel, strid
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(a))))
 
 
-def test_discriminator_runs_only_its_few_pixel_layers_as_patch_gemms():
-    d = build_discriminator(128, 5, conv_dim=4)
-    patch = sorted(layer.name for layer in d.layers if isinstance(layer, PatchConv2D))
-    assert patch == ["cls_conv", "conv5", "conv6", "src_conv"]  # outputs 4x4, 2x2, 2x2, 1x1
+@pytest.mark.parametrize("size,conv_dim,repeat_num,expected", [
+    (128, 64, 6, ["conv5", "conv6"]),  # 4x4 and 2x2 outputs of 512->1024 and 1024->2048 channels
+    (64, 64, 6, ["conv5", "conv6"]),
+    (32, 32, 5, ["conv5"]),  # make demo's D: only the 1x1 256->512 layer
+    (128, 8, 6, []),
+])
+def test_discriminator_runs_its_many_weights_per_pixel_layers_as_patch_gemms(size, conv_dim, repeat_num, expected):
+    d = build_discriminator(size, 5, conv_dim=conv_dim, repeat_num=repeat_num)
+    assert [layer.name for layer in d.layers if isinstance(layer, PatchConv2D)] == expected
 
 
 def test_discriminator_with_patch_gemms_equals_plain_convolutions(monkeypatch):
+    monkeypatch.setattr(models, "PATCH_GEMM_MIN_WEIGHTS_PER_PIXEL", 512)  # a tiny D with both kinds of layer
     fast = build_discriminator(32, 5, conv_dim=8, repeat_num=5)
-    monkeypatch.setattr(models, "PATCH_GEMM_MAX_SIDE", 0)
+    assert [layer.name for layer in fast.layers if isinstance(layer, PatchConv2D)] == ["conv3", "conv4", "conv5"]
+    monkeypatch.setattr(models, "PATCH_GEMM_MIN_WEIGHTS_PER_PIXEL", 2**40)
     plain = build_discriminator(32, 5, conv_dim=8, repeat_num=5)
     assert not [layer for layer in plain.layers if isinstance(layer, PatchConv2D)]
     plain.set_weights(fast.get_weights())
