@@ -53,8 +53,9 @@ class LeakyReLU(keras.layers.Layer):
 class PatchConv2D(keras.layers.Conv2D):
     """A Conv2D computed as one matrix product over its input patches; same weights, same result.
 
-    For D's last layers (outputs of a few pixels, up to 2048 channels) the CPU convolution kernels spend most
-    of the step on the weight gradient; as a GEMM of patches it is several times faster (README, Performance).
+    For D's last layers (a few output pixels, up to 2048 channels: many weights per pixel) the CPU convolution
+    kernels are slow, mostly in the weight gradient; as a GEMM of patches it is several times faster
+    (README, Performance).
     """
 
     def convolution_op(self, inputs, kernel):

@@ -113,6 +113,20 @@ def test_patch_conv_equals_conv2d_with_same_weights(side, filters, kernel, strid
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(a))))
 
 
+@pytest.mark.parametrize("policy,dtype", [("mixed_bfloat16", tf.bfloat16), ("mixed_float16", tf.float16)])
+def test_patch_conv_under_mixed_precision_matches_conv2d(policy, dtype):
+    x = tf.random.stateless_normal([2, 4, 4, 64], seed=[3, 4])
+    conv = keras.layers.Conv2D(32, 4, strides=2, padding="same", dtype=policy)
+    patch = PatchConv2D(32, 4, strides=2, padding="same", dtype=policy)
+    conv(x)
+    patch.build(x.shape)
+    patch.set_weights(conv.get_weights())
+    a, b = conv(x), patch(x)
+    assert b.dtype == dtype and patch.kernel.dtype == "float32"
+    np.testing.assert_allclose(tf.cast(b, tf.float32).numpy(), tf.cast(a, tf.float32).numpy(), rtol=0,
+                               atol=0.02 * float(tf.reduce_max(tf.abs(tf.cast(a, tf.float32)))))
+
+
 @pytest.mark.parametrize("size,conv_dim,repeat_num,expected", [
     (128, 64, 6, ["conv5", "conv6"]),  # 4x4 and 2x2 outputs of 512->1024 and 1024->2048 channels
     (64, 64, 6, ["conv5", "conv6"]),
