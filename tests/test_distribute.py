@@ -27,6 +27,7 @@ def test_mirrored_step_equals_single_device_step():
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2 and out["g_iterations"] == 1
+    assert out["patch_layers"] == ["conv3", "conv4", "conv5"]
     assert out["G"] < 1e-5 and out["D"] < 1e-5
     for key, value in out["loss_single"].items():
         assert out["loss_multi"][key] == pytest.approx(value, rel=1e-5, abs=1e-7)

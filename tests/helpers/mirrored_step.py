@@ -15,8 +15,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from stargan_tf import models  # noqa: E402
 from stargan_tf.config import StarGANConfig  # noqa: E402
+from stargan_tf.layers import PatchConv2D  # noqa: E402
 from stargan_tf.training import StarGANTrainer  # noqa: E402
+
+models.PATCH_GEMM_MIN_WEIGHTS_PER_PIXEL = 512  # so that this small D has patch-GEMM layers too (conv3-conv5)
 
 config = StarGANConfig(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=8,
                        mixed_precision="off", n_critic=2).validate()
@@ -51,7 +55,8 @@ def rel(a_model, b_model):
     return worst
 
 
-print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "G": rel(multi.G, single.G), "D": rel(multi.D, single.D),
+print(json.dumps({"patch_layers": [layer.name for layer in multi.D.layers if isinstance(layer, PatchConv2D)],
+                  "replicas": mirrored.num_replicas_in_sync, "G": rel(multi.G, single.G), "D": rel(multi.D, single.D),
                   "g_iterations": int(multi.g_optimizer.iterations.numpy()),
                   "loss_multi": {k: float(v) for k, v in terms_multi.items()},
                   "loss_single": {k: float(v) for k, v in terms_single.items()}}))
