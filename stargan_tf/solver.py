@@ -189,6 +189,9 @@ class Solver:
                     path = manager.save(checkpoint_number=done)
                     print(f"Saved model checkpoint {path}")
             step = cfg.num_iters
+            if step % cfg.model_save_step and step > start:
+                path = manager.save(checkpoint_number=step)
+                print(f"Saved final model checkpoint {path}")
         except KeyboardInterrupt:
             step = int(self.trainer.step.numpy())
             print(f"\nInterrupted at step {step}: saving a checkpoint before exiting.")
@@ -198,10 +201,7 @@ class Solver:
         finally:
             if writer is not None:
                 writer.flush()
-        if step % cfg.model_save_step and step > start:
-            path = manager.save(checkpoint_number=step)
-            print(f"Saved final model checkpoint {path}")
-        self.locations.cleanup()
+            self.locations.cleanup()  # a non-chief worker's throw-away folders, also when training fails
         return step
 
     def _log_scalars(self, writer, values, step):

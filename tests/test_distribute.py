@@ -59,14 +59,21 @@ def free_port():
 
 def start_workers(demo_dir, out_dir, num_iters, collective_timeout=30):
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    tmp = os.path.join(out_dir, "tmp")  # the workers' TMPDIR, where a non-chief writes its throw-away folders
+    os.makedirs(tmp, exist_ok=True)
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
         log = open(os.path.join(out_dir, f"worker{index}.log"), "w")
         procs.append(subprocess.Popen(
             [sys.executable, os.path.join(HELPERS, "worker.py"), demo_dir, out_dir, str(num_iters)], stdout=log,
-            stderr=subprocess.STDOUT, env=env(TF_CONFIG=tf_config, COLLECTIVE_TIMEOUT=str(collective_timeout))))
+            stderr=subprocess.STDOUT,
+            env=env(TF_CONFIG=tf_config, COLLECTIVE_TIMEOUT=str(collective_timeout), TMPDIR=tmp)))
     return procs
+
+
+def throw_away_folders(out_dir):
+    return [name for name in os.listdir(os.path.join(out_dir, "tmp")) if name.startswith("stargan-")]
 
 
 def stop(procs):
@@ -91,22 +98,27 @@ def test_two_workers_train_to_identical_weights(tmp_path):
     assert sorted(os.listdir(tmp_path / "models")) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index",
                                                        "config.json"]
     assert os.listdir(tmp_path / "samples") == ["6-images.png"]
+    assert throw_away_folders(tmp_path) == []  # worker 1's were deleted at the end
 
 
-def test_dead_worker_makes_the_other_exit_with_an_error(tmp_path):
+@pytest.mark.parametrize("dead", [1, 0])
+def test_dead_worker_makes_the_other_exit_with_an_error(tmp_path, dead):
     procs = start_workers(str(tmp_path / "demo"), str(tmp_path), num_iters=100000, collective_timeout=15)
+    survivor = 1 - dead
     try:
         deadline = time.time() + 300
-        log = tmp_path / "worker0.log"
+        log = tmp_path / f"worker{survivor}.log"
         while "Start training" not in log.read_text():
-            assert time.time() < deadline and procs[0].poll() is None, log.read_text()[-3000:]
+            assert time.time() < deadline and procs[survivor].poll() is None, log.read_text()[-3000:]
             time.sleep(0.5)
         time.sleep(2)
-        procs[1].kill()
+        procs[dead].kill()
         killed = time.time()
-        code = procs[0].wait(timeout=180)
+        code = procs[survivor].wait(timeout=180)
         waited = time.time() - killed
     finally:
         stop(procs)
     assert code != 0
     assert waited < 180
+    if survivor == 1:  # a failing non-chief still deletes its throw-away folders
+        assert throw_away_folders(tmp_path) == []
