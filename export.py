@@ -15,6 +15,9 @@ def parse_args(argv=None):
                                                             "numbered sub-folder")
     parser.add_argument("--version", type=int, default=None, help="version folder number (default: the step)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
+                        help="the moving average of G (ema), the trained G (raw), or auto: ema when the checkpoint "
+                             "holds one")
     return parser.parse_args(argv)
 
 
@@ -23,7 +26,8 @@ def main(argv=None):
     from stargan_tf.export import directory_size, export_generator
 
     try:
-        path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite)
+        path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite,
+                                args.generator)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -41,11 +41,44 @@ def label_metadata(config):
     return domains.layout_for(config).metadata()
 
 
-def restore_generator(model_save_dir, step="latest"):
-    """Rebuild G from config.json and load its weights: (generator, config, step)."""
+GENERATORS = ("auto", "ema", "raw")
+EMA_KEY, RAW_KEY = "generator_ema", "generator"
+
+
+def has_ema(path):
+    """Does the checkpoint at prefix `path` hold a moving average of the generator?"""
+    return any(name.startswith(EMA_KEY + "/") for name, _ in tf.train.list_variables(path))
+
+
+def generator_key(path, which="auto"):
+    """The checkpoint entry to load as the generator: the moving average for 'ema' (and for 'auto' when the
+    checkpoint holds one), the trained G for 'raw'."""
+    if which not in GENERATORS:
+        raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, got {which!r}")
+    if which == "raw":
+        return RAW_KEY
+    if has_ema(path):
+        return EMA_KEY
+    if which == "ema":
+        raise ValueError(f"{path} holds no moving average of G (trained with --g_ema_decay 0); use --generator raw")
+    return RAW_KEY
+
+
+def load_generator_weights(generator, path, which="auto"):
+    """Load the generator entry `which` of checkpoint `path` into `generator`; returns the entry's name."""
+    key = generator_key(path, which)
+    tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()
+    return key
+
+
+def restore_generator(model_save_dir, step="latest", which="auto"):
+    """Rebuild G from config.json and load its weights: (generator, config, step).
+
+    `which`: 'auto' (the moving average when the checkpoint has one, else G), 'ema' or 'raw'.
+    """
     config = load_config(model_save_dir)
     path = checkpoint_path(model_save_dir, step)
     generator = build_generator(config.image_size, domains.layout_for(config).dim, config.g_conv_dim,
                                 config.g_repeat_num)
-    tf.train.Checkpoint(generator=generator).restore(path).expect_partial().assert_existing_objects_matched()
+    load_generator_weights(generator, path, which)
     return generator, config, checkpoint_step(path)

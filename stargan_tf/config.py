@@ -7,6 +7,7 @@ import os
 
 DEFAULT_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 DATASETS = ("CelebA", "RaFD", "Both", "Demo")
+TARGET_SAMPLING = ("permutation", "other")
 
 
 @dataclasses.dataclass
@@ -26,6 +27,7 @@ class StarGANConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lambda_id: float = 0.0  # identity loss |x - G(x, c_org)|_1 (an addition; 0: off, as the official code)
     # Training configuration.
     dataset: str = "CelebA"
     batch_size: int = 16
@@ -57,12 +59,18 @@ class StarGANConfig:
     sample_step: int = 1000
     model_save_step: int = 10000
     lr_update_step: int = 1000
+    eval_step: int = 0  # judge translations of a held-out subset every N steps (TensorBoard scalars); 0: off
     # Additions of this project.
     seed: int | None = None  # None draws one and records it in config.json
     test_size: int | None = None  # CelebA test images; None: 1,999 (official) or a tenth of a small set
     demo_dir: str = "data/demo"
     demo_images: int = 2000
     rafd_classes: list | None = None  # the class folders of rafd_image_dir, recorded when training starts
+    g_ema_decay: float = 0.0  # moving average of G's weights for samples, tests and export; 0: off
+    target_sampling: str = "permutation"  # permutation (official) | other: one-hot targets never the source class
+    eval_images: int = 1000  # size of the fixed held-out subset --eval_step translates
+    eval_dir: str | None = None  # held-out images of a folder dataset for --eval_step (one folder per class)
+    random_flip: bool = True  # the official augmentation; off for classes whose mirror image is another class
     # Scale-out and speed.
     distribution_strategy: str = "auto"  # default | mirrored | multi_worker; auto: mirrored on 2+ GPUs
     cpu_devices: int = 0  # split the CPU into this many logical devices (to run `mirrored` without GPUs)
@@ -103,7 +111,7 @@ class StarGANConfig:
                 self.c2_dim = len(self.rafd_classes)
         positive = ("image_size", "batch_size", "num_iters", "n_critic", "g_conv_dim", "d_conv_dim",
                     "log_step", "sample_step", "model_save_step", "lr_update_step", "celeba_crop_size",
-                    "rafd_crop_size", "demo_images")
+                    "rafd_crop_size", "demo_images", "eval_images")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}")
@@ -113,15 +121,22 @@ class StarGANConfig:
         check_discriminator_size(self.image_size, self.d_repeat_num)
         if self.g_repeat_num < 0:
             raise ValueError(f"--g_repeat_num must be 0 or more, got {self.g_repeat_num}")
+        if self.eval_step < 0:
+            raise ValueError(f"--eval_step must be 0 (off) or more, got {self.eval_step}")
         if self.num_iters_decay < 0:
             raise ValueError(f"--num_iters_decay must be 0 or more, got {self.num_iters_decay}")
         if self.distribution_strategy not in ("auto", "default", "mirrored", "multi_worker"):
             raise ValueError(f"--distribution_strategy must be default, mirrored or multi_worker, got "
                              f"{self.distribution_strategy!r}")
+        if self.target_sampling not in TARGET_SAMPLING:
+            raise ValueError(f"--target_sampling must be one of {', '.join(TARGET_SAMPLING)}, got "
+                             f"{self.target_sampling!r}")
         if self.mixed_precision not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"--mixed_precision must be auto, off, bf16 or fp16, got {self.mixed_precision!r}")
         if self.cpu_devices < 0:
             raise ValueError(f"--cpu_devices must be 0 or more, got {self.cpu_devices}")
+        if not 0.0 <= self.g_ema_decay < 1.0:
+            raise ValueError(f"--g_ema_decay must lie in [0, 1) (0 turns the average off), got {self.g_ema_decay}")
         if self.test_size is not None and self.test_size < 0:
             raise ValueError(f"--test_size must be 0 or more, got {self.test_size}")
         return self
@@ -205,6 +220,7 @@ _HELP = {
     "lambda_cls": "weight for domain classification loss",
     "lambda_rec": "weight for reconstruction loss",
     "lambda_gp": "weight for gradient penalty",
+    "lambda_id": "weight for the identity loss |x - G(x, c_org)|_1 (0: off, as in the official code)",
     "num_iters": "number of total iterations for training D",
     "num_iters_decay": "number of final iterations over which both learning rates fall linearly to 0",
     "n_critic": "number of D updates per each G update",
@@ -215,6 +231,16 @@ _HELP = {
     "test_size": "number of CelebA-layout images held out for test mode (default: 1999, or a tenth of a small set)",
     "demo_dir": "where --dataset Demo generates (or finds) its synthetic CelebA-layout data",
     "demo_images": "number of images --dataset Demo generates",
+    "g_ema_decay": "decay of the exponential moving average of G's weights (with a warm-up) used for samples, "
+                   "test mode, export, translate and evaluation; in [0, 1), 0 turns it off",
+    "target_sampling": "target labels in training: permutation (the batch's labels shuffled, official) or other "
+                       "(folder datasets: a class other than the source, uniformly; attributes stay permuted)",
+    "eval_step": "every N steps, judge translations of a fixed held-out subset with classifiers trained on the real "
+                 "training images and log target accuracy, preservation and reconstruction to TensorBoard (0: off)",
+    "eval_images": "number of held-out images --eval_step translates (a fixed, seeded subset)",
+    "eval_dir": "folder datasets: held-out images for --eval_step, one folder per class (the training classes)",
+    "random_flip": "flip training images left-right at random (the official default); turn it off when a "
+                   "mirrored image belongs to another class or to none (digits, text, signs, asymmetric objects)",
     "distribution_strategy": "default (one device), mirrored (local GPUs, or --cpu_devices), multi_worker "
                              "(TF_CONFIG); auto: mirrored when more than one GPU is visible",
     "cpu_devices": "split the CPU into N logical devices so that --distribution_strategy mirrored runs without GPUs",
@@ -257,6 +283,8 @@ def build_parser(description="Train or test StarGAN."):
             kwargs["choices"] = ("auto", "default", "mirrored", "multi_worker")
         if name == "mixed_precision":
             kwargs["choices"] = ("auto", "off", "bf16", "fp16")
+        if name == "target_sampling":
+            kwargs["choices"] = TARGET_SAMPLING
         parser.add_argument(f"--{name}", default=default, **kwargs)
     return parser
 

@@ -187,7 +187,8 @@ def convert(official_generator, model_save_dir, image_size=128, c_dim=None, sele
         step = int(match.group(1)) if match else 0
     config = StarGANConfig(image_size=image_size, c_dim=c_dim, selected_attrs=list(selected_attrs),
                            g_conv_dim=g_conv_dim, g_repeat_num=g_repeat_num, d_conv_dim=d_conv_dim or 64,
-                           d_repeat_num=d_repeat_num or 6, model_save_dir=model_save_dir, seed=0).validate()
+                           d_repeat_num=d_repeat_num or 6, model_save_dir=model_save_dir, seed=0,
+                           g_ema_decay=0.0).validate()  # the official code keeps no moving average of G
     if step in available_steps(model_save_dir):
         raise FileExistsError(f"{model_save_dir} already holds a checkpoint for step {step}; choose another folder")
     trainer = StarGANTrainer(config)

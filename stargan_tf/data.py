@@ -138,19 +138,30 @@ def permutation_targets(labels, seed):
     return tf.gather(labels, order)
 
 
+def other_class_targets(labels, seed):
+    """Target labels for one-hot rows: a class drawn uniformly from the other classes (never the source)."""
+    n, k = tf.shape(labels)[0], tf.shape(labels)[1]
+    source = tf.argmax(labels, axis=1, output_type=tf.int32)
+    shift = tf.random.stateless_uniform([n], seed=seed, minval=1, maxval=k, dtype=tf.int32)
+    return tf.one_hot((source + shift) % k, k, dtype=labels.dtype)
+
+
 def _epoch_order(num_files, seed, epoch):
     """The file order of one epoch: a stateless permutation derived from (seed, epoch)."""
     return tf.argsort(tf.random.stateless_uniform([num_files], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))
 
 
 def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_parallel_calls=None,
-                  shard=(1, 0), start_batch=0, labels_to_model=None):
+                  shard=(1, 0), start_batch=0, labels_to_model=None, random_flip=True, other_class=False):
     """Endless training batches: dicts with `image`, `label_org`, `label_trg` and the penalty's `alpha`.
 
     Every random draw (epoch order, flips, target permutation, interpolation) is stateless and derived from
     `seed` and the position in the stream, so the stream is repeatable and `start_batch` resumes it exactly
     where an earlier run stopped without decoding the skipped images. `shard=(num_pipelines, index)` gives
     each input pipeline its own files. `labels_to_model` maps dataset labels to the generator's layout.
+    `random_flip` mirrors each image left-right with probability 1/2 (the official augmentation).
+    Targets are the batch's labels permuted (official), or with `other_class` (one-hot labels only) a class
+    other than the source, uniformly.
     """
     parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     num_pipelines, index = shard
@@ -171,7 +182,8 @@ def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_pa
     def load(position, i):
         path = table_paths[i]
         image = load_image(path, crop_size, image_size)
-        image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed, tf.int64), position]))
+        if random_flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed, tf.int64), position]))
         return image, table_labels[i]
 
     ds = tf.data.Dataset.zip(positions, order).map(load, num_parallel_calls=parallel, deterministic=True)
@@ -181,7 +193,7 @@ def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_pa
     def targets(step, batch):
         image, label = batch
         batch_seed = tf.stack([tf.cast(seed, tf.int64) + 1, step])
-        label_trg = permutation_targets(label, batch_seed)
+        label_trg = (other_class_targets if other_class else permutation_targets)(label, batch_seed)
         alpha = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed=batch_seed + [0, 1 << 40])
         if labels_to_model is not None:
             label, label_trg = labels_to_model(label), labels_to_model(label_trg)

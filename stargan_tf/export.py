@@ -17,13 +17,15 @@ def build_server(generator, config):
     return serving.GeneratorServer(generator, names, config.image_size, groups, datasets)
 
 
-def export_generator(model_save_dir, export_dir, step="latest", version=None, overwrite=False):
+def export_generator(model_save_dir, export_dir, step="latest", version=None, overwrite=False, which="auto"):
     """Restore G at `step` and write a SavedModel to `export_dir/<version>` (default: the training step).
+
+    `which` generator: 'auto' (the moving average when the checkpoint holds one, else G), 'ema' or 'raw'.
 
     The SavedModel is written into a hidden temporary folder beside the target and renamed into place
     when complete, so TF Serving (which only loads integer-named folders) never sees half an export.
     """
-    generator, config, restored_step = restore_generator(model_save_dir, step)
+    generator, config, restored_step = restore_generator(model_save_dir, step, which)
     version = restored_step if version is None else version
     if not isinstance(version, int) or version < 0:
         raise ValueError(f"--version must be a non-negative integer (TF Serving's version folders), got {version!r}")

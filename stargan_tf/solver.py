@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import data, distribute, domains, images
-from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps, checkpoint_path
+from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps, checkpoint_path, has_ema, load_generator_weights
 from stargan_tf.config import load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
 from stargan_tf.training import StarGANTrainer
@@ -66,8 +66,9 @@ class Solver:
         self._translate = tf.function(self._generate)
 
     # ------------------------------------------------------------------ helpers
-    def _generate(self, x, c):
-        return self.G([x, c], training=False)
+    def _generate(self, inputs, training=False):
+        x, c = inputs
+        return self.trainer.sampler([x, c], training=False)
 
     def print_network(self):
         for model, name in ((self.G, "G"), (self.D, "D")):
@@ -106,7 +107,7 @@ class Solver:
         """Input column, then one column per domain of every dataset (the official `create_labels` targets)."""
         columns = [x]
         for c_trg in self.layout.targets(dataset, c_org_part):
-            columns.append(self._translate(tf.convert_to_tensor(x), tf.convert_to_tensor(c_trg)).numpy())
+            columns.append(self._translate([tf.convert_to_tensor(x), tf.convert_to_tensor(c_trg)]).numpy())
         return images.grid(columns)
 
     def _input(self, source, start_step):
@@ -122,7 +123,8 @@ class Solver:
                 paths, labels, source.crop_size, cfg.image_size, ctx.get_per_replica_batch_size(cfg.batch_size),
                 seed=cfg.seed + 104729 * layout.datasets.index(name), num_parallel_calls=cfg.num_workers,
                 shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), start_batch=start_step,
-                labels_to_model=lambda part: layout.encode(name, part),
+                labels_to_model=lambda part: layout.encode(name, part), random_flip=cfg.random_flip,
+                other_class=cfg.target_sampling == "other" and layout.spec(name).one_hot,
             )
 
         return iter(self.strategy.distribute_datasets_from_function(input_fn))
@@ -160,7 +162,12 @@ class Solver:
             self._check_stored_config()
             path = checkpoint_path(cfg.model_save_dir, cfg.resume_iters)
             print(f"Loading the trained models from {path}...")
-            self.ckpt.restore(path).assert_existing_objects_matched()
+            if self.trainer.G_ema is not None and not has_ema(path):
+                self.trainer.checkpoint(with_ema=False).restore(path).assert_existing_objects_matched()
+                self.trainer.reset_ema()
+                print(f"{path} holds no moving average of G: it starts from the restored G")
+            else:
+                self.ckpt.restore(path).expect_partial().assert_existing_objects_matched()
             start = int(self.trainer.step.numpy())
         chief = self.locations.chief
         if chief:
@@ -227,7 +234,7 @@ class Solver:
         self._check_stored_config()
         path = checkpoint_path(cfg.model_save_dir, cfg.test_iters)
         print(f"Loading the trained generator from {path}...")
-        tf.train.Checkpoint(generator=self.G).restore(path).expect_partial().assert_existing_objects_matched()
+        load_generator_weights(self.trainer.sampler, path)
         written = []
         for source in self.sources:
             paths, labels = source.test

@@ -28,6 +28,17 @@ def learning_rate_at(step, base_lr, num_iters, num_iters_decay, lr_update_step):
     return base_lr * max(0.0, (num_iters - last_update) / num_iters_decay)
 
 
+def ema_decay_at(num_updates, decay):
+    """The EMA decay at the `num_updates`-th generator update (1-based): `min(decay, (1 + t) / (10 + t))`.
+
+    The warm-up of `tf.train.ExponentialMovingAverage(num_updates=...)`: early averages forget quickly, so the
+    random initial weights never linger in the average of a short run (a plain 0.999 would still hold
+    0.999**800 = 45% of them after 800 updates).
+    """
+    t = tf.cast(num_updates, tf.float32)
+    return tf.minimum(tf.cast(decay, tf.float32), (1.0 + t) / (10.0 + t))
+
+
 def classification_loss_for(layout, dataset):
     """D's classification loss for images of `dataset`: only that dataset's slice of the logits and labels
     enters (the mask-vector scheme); sigmoid cross-entropy for attributes, softmax for one-hot classes."""
@@ -66,6 +77,13 @@ class StarGANTrainer:
             self.g_optimizer.build(self.G.trainable_variables)
             self.d_optimizer.build(self.D.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            # The moving average of G's weights (float32 whatever the precision), which samples, tests and
+            # exports use when enabled; G itself keeps training.
+            self.G_ema = None
+            if config.g_ema_decay > 0:
+                self.G_ema = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num,
+                                             name="generator_ema", dtype="float32")
+                self.reset_ema()
         self._fns = {}
 
     def _optimizer(self, lr):
@@ -132,18 +150,35 @@ class StarGANTrainer:
             x_rec = self.G([x_fake, label_org], training=True)
             g_loss_rec = losses.reconstruction_loss(x_real, x_rec, n)
             g_total = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
+            if cfg.lambda_id > 0:
+                g_loss_id = losses.reconstruction_loss(x_real, self.G([x_real, label_org], training=True), n)
+                g_total += cfg.lambda_id * g_loss_id
             g_scaled = self._scaled(self.g_optimizer, g_total)
         grads = g_tape.gradient(g_scaled, self.G.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.G.trainable_variables, strict=True))
         terms.update({"G/loss_fake": g_loss_fake, "G/loss_rec": g_loss_rec, "G/loss_cls": g_loss_cls})
+        if cfg.lambda_id > 0:
+            terms["G/loss_id"] = g_loss_id
         return terms
 
-    def _distributed(self, replica_fn, cls_loss):
+    def _update_ema(self):
+        """ema = d * ema + (1 - d) * G for every weight, in cross-replica context (G is the same on every replica,
+        so each replica's copy of the average gets the same value); d follows `ema_decay_at`."""
+        num_updates = (self.step + 1) // self.config.n_critic  # G updates so far, this one included
+        decay = ema_decay_at(num_updates, self.config.g_ema_decay)
+        for average, weight in zip(self.G_ema.weights, self.G.weights, strict=True):
+            average.assign(decay * average.value + (1.0 - decay) * tf.cast(weight.value, tf.float32))
+
+    def _distributed(self, replica_fn, cls_loss, update_ema=False):
         strategy = self.strategy
 
         def step(dist_batch):
             per_replica = strategy.run(functools.partial(replica_fn, cls_loss=cls_loss), args=(dist_batch,))
-            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            if update_ema:
+                with tf.control_dependencies(list(reduced.values())):
+                    self._update_ema()
+            return reduced
 
         return step
 
@@ -161,8 +196,9 @@ class StarGANTrainer:
         key = (dataset, update_g)
         if key not in self._fns:
             replica_fn = self._d_and_g_step if update_g else self._d_step
-            self._fns[key] = tf.function(self._distributed(replica_fn, classification_loss_for(self.layout, dataset)),
-                                         jit_compile=self.jit_compile)
+            step = self._distributed(replica_fn, classification_loss_for(self.layout, dataset),
+                                     update_ema=update_g and self.G_ema is not None)
+            self._fns[key] = tf.function(step, jit_compile=self.jit_compile)
         return self._fns[key]
 
     def train_step(self, dist_batches):
@@ -179,7 +215,18 @@ class StarGANTrainer:
         self.step.assign_add(1)
         return terms
 
-    def checkpoint(self):
-        """A `tf.train.Checkpoint` of everything training needs to continue exactly."""
+    def reset_ema(self):
+        """Start the moving average from G's current weights (a new run, or a checkpoint saved without one)."""
+        for average, weight in zip(self.G_ema.weights, self.G.weights, strict=True):
+            average.assign(tf.cast(weight.value, tf.float32))
+
+    @property
+    def sampler(self):
+        """The generator that samples, tests and exports use: the moving average when enabled, else G."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    def checkpoint(self, with_ema=True):
+        """A `tf.train.Checkpoint` of everything training needs to continue exactly (the EMA too, if any)."""
+        extra = {"generator_ema": self.G_ema} if with_ema and self.G_ema is not None else {}
         return tf.train.Checkpoint(generator=self.G, discriminator=self.D, g_optimizer=self.g_optimizer,
-                                   d_optimizer=self.d_optimizer, step=self.step)
+                                   d_optimizer=self.d_optimizer, step=self.step, **extra)

@@ -39,11 +39,11 @@ class Translator:
         return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], *_metadata(loaded.signatures["metadata"]))
 
     @classmethod
-    def from_checkpoint(cls, model_save_dir, step="latest"):
+    def from_checkpoint(cls, model_save_dir, step="latest", which="auto"):
         from stargan_tf.checkpoints import restore_generator
         from stargan_tf.export import build_server
 
-        generator, config, _ = restore_generator(model_save_dir, step)
+        generator, config, _ = restore_generator(model_save_dir, step, which)
         server = build_server(generator, config)
         return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], *_metadata(server.metadata))
 
@@ -150,7 +150,7 @@ def run(args):
     if bool(args.export_dir) == bool(args.model_save_dir):
         raise ValueError("give exactly one of --export_dir or --model_save_dir")
     translator = (Translator.from_export(args.export_dir) if args.export_dir
-                  else Translator.from_checkpoint(args.model_save_dir, args.test_iters))
+                  else Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator))
     source_pairs = [p for text in args.source for p in parse_assignments(text, "--source")]
     set_pairs = [p for text in args.set for p in parse_assignments(text, "--set")]
     source_dataset, source, target_dataset, target = translator.labels(source_pairs, set_pairs)
@@ -180,6 +180,8 @@ def parse_args(argv=None):
     parser.add_argument("--export_dir", help="SavedModel written by export.py (a version folder or its parent)")
     parser.add_argument("--model_save_dir", help="or: a train.py checkpoint directory")
     parser.add_argument("--test_iters", default="latest", help="checkpoint step with --model_save_dir")
+    parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
+                        help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
     parser.add_argument("--input", nargs="+", required=True, help="image files and/or folders of images")
     parser.add_argument("--source", action="append", default=[], help="the photos' attributes, e.g. Male=1,Young=1")
     parser.add_argument("--set", action="append", default=[], help="attribute changes, e.g. Blond_Hair=1")

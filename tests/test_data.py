@@ -185,3 +185,48 @@ def test_concurrent_demo_generation_keeps_one_complete_copy(tmp_path):
     files, _, _ = data.read_attribute_file(results[0][1], ["Male"])
     data.check_files_exist(results[0][0], files, "list")
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def asymmetric_folder(tmp_path, count=12):
+    """Class folders of images whose left half is dark and right half bright, so a mirror image is detectable."""
+    for k, name in enumerate(("a", "b", "c")):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(count // 3):
+            pixels = np.zeros((32, 32, 3), np.uint8)
+            pixels[:, 16:] = 40 + 60 * k + i
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    return data.read_class_folders(str(tmp_path))
+
+
+def test_random_flip_off_keeps_every_image_as_loaded_and_on_mirrors_some(tmp_path):
+    paths, labels, _ = asymmetric_folder(tmp_path)
+    on = next(iter(data.train_dataset(paths, labels, None, 32, 12, seed=3)))
+    off = next(iter(data.train_dataset(paths, labels, None, 32, 12, seed=3, random_flip=False)))
+    np.testing.assert_array_equal(on["label_org"], off["label_org"])  # the same seeded order either way
+    right_brighter = lambda x: (x[:, :, 16:].mean(axis=(1, 2, 3)) > x[:, :, :16].mean(axis=(1, 2, 3)))  # noqa: E731
+    assert right_brighter(off["image"].numpy()).all()  # no image mirrored
+    mirrored = ~right_brighter(on["image"].numpy())
+    assert 0 < mirrored.sum() < 12
+    np.testing.assert_array_equal(on["image"].numpy()[mirrored], off["image"].numpy()[mirrored][:, :, ::-1])
+    np.testing.assert_array_equal(on["image"].numpy()[~mirrored], off["image"].numpy()[~mirrored])
+
+
+def test_other_class_targets_are_never_the_source_and_cover_the_other_classes():
+    labels = tf.one_hot(np.arange(3000) % 4, 4)
+    targets = data.other_class_targets(labels, tf.constant([5, 6], tf.int64)).numpy()
+    source, target = np.arange(3000) % 4, targets.argmax(axis=1)
+    assert targets.sum(axis=1).tolist() == [1.0] * 3000  # one-hot
+    assert not (source == target).any()
+    shift = (target - source) % 4
+    counts = np.bincount(shift, minlength=4)
+    assert counts[0] == 0 and all(900 < c < 1100 for c in counts[1:])  # the three other classes, uniformly
+
+
+def test_other_class_sampling_reaches_the_pipeline_for_one_hot_labels(tmp_path):
+    paths, labels, _ = asymmetric_folder(tmp_path)
+    batch = next(iter(data.train_dataset(paths, labels, None, 32, 12, seed=3, other_class=True)))
+    assert not (batch["label_trg"].numpy().argmax(1) == batch["label_org"].numpy().argmax(1)).any()
+    permuted = next(iter(data.train_dataset(paths, labels, None, 32, 12, seed=3)))
+    rows = lambda x: sorted(map(tuple, x.numpy().tolist()))  # noqa: E731
+    assert rows(permuted["label_trg"]) == rows(permuted["label_org"])

@@ -47,3 +47,25 @@ def test_bad_options_fail_before_any_work(args, message):
     result = train(*args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_quality_options_parse_and_reach_the_config():
+    args = build_parser().parse_args(["--random_flip", "False", "--g_ema_decay", "0.999", "--target_sampling", "other",
+                                      "--lambda_id", "2.5", "--eval_step", "500", "--eval_images", "300",
+                                      "--eval_dir", "held_out"])
+    config = StarGANConfig(**vars(args))
+    assert config.random_flip is False and config.g_ema_decay == 0.999 and config.target_sampling == "other"
+    assert (config.lambda_id, config.eval_step, config.eval_images, config.eval_dir) == (2.5, 500, 300, "held_out")
+    assert '"random_flip": false' in config.to_json()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--g_ema_decay", "1"], "--g_ema_decay must lie in [0, 1)"),
+    (["--target_sampling", "random"], "argument --target_sampling: invalid choice: 'random'"),
+    (["--random_flip", "maybe"], "argument --random_flip: expected true or false, got 'maybe'"),
+    (["--eval_step", "-1"], "--eval_step must be 0 (off) or more, got -1"),
+])
+def test_bad_quality_options_name_the_option(args, message):
+    result = train("--image_size", "64", *args)
+    assert result.returncode == 2
+    assert message in result.stderr

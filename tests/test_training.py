@@ -111,3 +111,13 @@ def test_one_critic_call_on_real_and_fake_equals_two_calls():
     assert float(terms["D/loss_fake"]) == pytest.approx(float(tf.reduce_mean(fake_src)), rel=1e-5)
     expected_cls = losses.attribute_classification_loss(real_cls, batch["label_org"])
     assert float(terms["D/loss_cls"]) == pytest.approx(float(expected_cls), rel=1e-5)
+
+
+def test_identity_loss_is_the_l1_of_g_keeping_the_source_label():
+    tf.keras.utils.set_random_seed(0)
+    trainer = StarGANTrainer(StarGANConfig(**TINY, n_critic=1, lambda_id=2.0).validate())
+    batch = make_batch(5)
+    expected = float(tf.reduce_mean(tf.abs(batch["image"] - trainer.G([batch["image"], batch["label_org"]]))))
+    terms = trainer.step_function("CelebA", True)(batch)
+    assert float(terms["G/loss_id"]) == pytest.approx(expected, rel=1e-5)
+    assert "G/loss_id" not in tiny_trainer().step_function("CelebA", True)(batch)  # off by default
