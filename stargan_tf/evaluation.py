@@ -1,120 +1,138 @@
-"""Does the generator reach the target domain? An independent classifier judges translated test images.
+"""Does the generator reach the target domain and keep the rest? Independent judges read translated test images.
 
-The paper evaluates RaFD translations by the classification error of a classifier trained on real images
-(Section 5.5). For a folder-per-class dataset:
+The paper's protocol (Section 5.5) for the layouts StarGAN trains on:
 
-  python -m stargan_tf.evaluation --model_save_dir DIR --train_dir data/train --test_dir data/test
+  python -m stargan_tf.evaluation --model_save_dir DIR --train_dir data/train --test_dir data/test   # folders
+  python -m stargan_tf.evaluation --model_save_dir DIR        # CelebA layout: the files and split of config.json
 
-trains a small CNN on the real training images, reports its accuracy on the real test images, then
-translates every test image into every other class and reports how often the classifier assigns the
-translation to the target class. The last line printed is one JSON object.
+A judge (a small CNN, see `stargan_tf.measures`) is trained on the real training images, or loaded from
+`DIR/judges/` when the same data was judged before, and its accuracy on the real test images is reported beside
+what it reads in the translations: per-class target accuracy, a confusion matrix and the rate at which outputs
+keep the source class (folders); per-attribute target accuracy and the preservation of the other attributes
+(CelebA layout); reconstruction L1 / PSNR / SSIM of G(G(x, c), c_org) (both). The last line printed is one JSON
+object (`--output` also writes it to a file).
 """
 
 import argparse
 import json
+import os
 import sys
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data
-from stargan_tf.checkpoints import restore_generator
+from stargan_tf import data, measures
+from stargan_tf.checkpoints import GENERATORS, checkpoint_path, generator_key, restore_generator
+from stargan_tf.config import parse_step
 from stargan_tf.domains import layout_for
+from stargan_tf.images import write_atomic
 
 
-def load_images(paths, labels, crop_size, image_size, batch_size=64):
-    """All images of a split as arrays: (images (N, S, S, 3) in [-1, 1], class indices (N,))."""
-    xs, ys = [], []
-    for x, y in data.eval_dataset(paths, labels, crop_size, image_size, batch_size):
-        xs.append(x.numpy())
-        ys.append(np.argmax(y.numpy(), axis=1))
-    return np.concatenate(xs), np.concatenate(ys)
+def _folder_split(option, folder, classes):
+    paths, labels, found = data.read_class_folders(folder, option)
+    if list(found) != list(classes):
+        raise ValueError(f"{option} classes {', '.join(found)} differ from the model's {', '.join(classes)}")
+    return paths, labels
 
 
-def build_classifier(image_size, num_classes):
-    """A small CNN, independent of StarGAN's discriminator."""
-    inputs = keras.Input((image_size, image_size, 3))
-    x = inputs
-    for filters in (16, 32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes)(x)
-    return keras.Model(inputs, outputs, name="independent_classifier")
+def dataset_splits(config, args):
+    """{dataset: ((train paths, labels), (test paths, labels), crop size)} for every dataset the model knows."""
+    layout, splits = layout_for(config), {}
+    if "RaFD" in layout.datasets:
+        if not (args.train_dir and args.test_dir):
+            raise ValueError("a folder-dataset model needs --train_dir and --test_dir (real images, one folder per "
+                             "class)")
+        classes = layout.spec("RaFD").names
+        splits["RaFD"] = (_folder_split("--train_dir", args.train_dir, classes),
+                          _folder_split("--test_dir", args.test_dir, classes), config.rafd_crop_size)
+    if "CelebA" in layout.datasets:
+        image_dir = args.celeba_image_dir or config.celeba_image_dir
+        attr_path = args.attr_path or config.attr_path
+        test_size = config.test_size if args.test_size is None else args.test_size
+        train, test = data.celeba_files(image_dir, attr_path, config.selected_attrs, test_size)
+        if not len(test[0]):
+            raise ValueError("the CelebA-layout test split is empty: pass --test_size 1 or more")
+        splits["CelebA"] = (train, test, config.celeba_crop_size)
+    return splits
 
 
-def train_classifier(images, classes, num_classes, epochs=15, seed=0):
-    keras.utils.set_random_seed(seed)
-    model = build_classifier(images.shape[1], num_classes)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(images, classes, batch_size=32, epochs=epochs, shuffle=True, verbose=0)
-    return model
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
 
 
-def accuracy(model, images, classes):
-    predicted = np.argmax(model.predict(images, batch_size=64, verbose=0), axis=1)
-    return float(np.mean(predicted == classes))
+def evaluate(args):
+    generator, config, step = restore_generator(args.model_save_dir, args.test_iters, args.generator)
+    key = generator_key(checkpoint_path(args.model_save_dir, step), args.generator)
+    layout = layout_for(config)
+    judge_dir = args.judge_dir or os.path.join(args.model_save_dir, "judges")
+    results = {}
+    for dataset, (train, test, crop) in dataset_splits(config, args).items():
+        one_hot = layout.spec(dataset).one_hot
+        judge, path, trained = measures.judge_for(judge_dir, dataset, one_hot, *train, crop, config.image_size,
+                                                  args.epochs, args.seed, args.judge_images)
+        print(f"{'Trained' if trained else 'Loaded'} the {dataset} judge: {path}", file=sys.stderr)
+        x, labels = measures.load_split(*test, crop, config.image_size, limit=args.max_test_images, seed=args.seed)
+        results[dataset] = {"dataset": dataset, "judge": path,
+                            **measures.measure(generator, judge, layout, dataset, x, labels, args.batch_size)}
+    head = {"step": step, "generator": "ema" if key == "generator_ema" else "raw"}
+    if len(results) == 1:
+        return _rounded({**head, **results.popitem()[1]})
+    return _rounded({**head, **results})
 
 
-def translation_accuracy(generator, classifier, images, classes, num_classes, batch_size=64):
-    """Fraction of (test image, other class) translations that the classifier assigns to the target class."""
-    hits, total = 0, 0
-    for target in range(num_classes):
-        keep = classes != target
-        if not keep.any():
-            continue
-        source = images[keep]
-        label = np.zeros((len(source), num_classes), np.float32)
-        label[:, target] = 1.0
-        fake = np.concatenate([generator([source[i : i + batch_size], label[i : i + batch_size]],
-                                         training=False).numpy() for i in range(0, len(source), batch_size)])
-        predicted = np.argmax(classifier.predict(fake, batch_size=batch_size, verbose=0), axis=1)
-        hits += int(np.sum(predicted == target))
-        total += len(source)
-    return hits / total, total
-
-
-def evaluate(model_save_dir, train_dir, test_dir, step="latest", epochs=15, seed=0):
-    generator, config, restored = restore_generator(model_save_dir, step)
-    if config.dataset != "RaFD":
-        raise ValueError(f"{model_save_dir} holds a --dataset {config.dataset} model; evaluation needs a folder "
-                         "dataset (--dataset RaFD)")
-    classes = layout_for(config).spec("RaFD").names
-    train_paths, train_labels, train_classes = data.read_class_folders(train_dir, "--train_dir")
-    test_paths, test_labels, test_classes = data.read_class_folders(test_dir, "--test_dir")
-    for option, found in (("--train_dir", train_classes), ("--test_dir", test_classes)):
-        if list(found) != list(classes):
-            raise ValueError(f"{option} classes {', '.join(found)} differ from the model's {', '.join(classes)}")
-    x_train, y_train = load_images(train_paths, train_labels, config.rafd_crop_size, config.image_size)
-    x_test, y_test = load_images(test_paths, test_labels, config.rafd_crop_size, config.image_size)
-    classifier = train_classifier(x_train, y_train, len(classes), epochs, seed)
-    translated, count = translation_accuracy(generator, classifier, x_test, y_test, len(classes))
-    return {"step": restored, "classes": list(classes), "classifier_real_test_accuracy": round(accuracy(
-        classifier, x_test, y_test), 4), "translation_target_accuracy": round(translated, 4),
-        "translations": count, "real_test_images": len(y_test)}
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--model_save_dir", required=True, help="train.py's checkpoint directory")
+    parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step, or latest")
+    parser.add_argument("--generator", choices=GENERATORS, default="auto",
+                        help="the moving average of G (ema), the trained G (raw), or auto: ema when the checkpoint "
+                             "holds one")
+    parser.add_argument("--train_dir", help="folder dataset: real training images, one folder per class")
+    parser.add_argument("--test_dir", help="folder dataset: real test images, one folder per class")
+    parser.add_argument("--celeba_image_dir", help="CelebA layout: the images (default: from config.json)")
+    parser.add_argument("--attr_path", help="CelebA layout: the attribute file (default: from config.json)")
+    parser.add_argument("--test_size", type=int, default=None, help="CelebA layout: test images of the official "
+                                                                     "split (default: from config.json)")
+    parser.add_argument("--epochs", type=int, default=measures.DEFAULT_EPOCHS, help="judge training epochs")
+    parser.add_argument("--judge_images", type=int, default=measures.DEFAULT_JUDGE_IMAGES,
+                        help="train the judge on at most this many real training images (a seeded subset)")
+    parser.add_argument("--judge_dir", help="where judges are cached (default: MODEL_SAVE_DIR/judges)")
+    parser.add_argument("--max_test_images", type=int, default=None, help="translate a seeded subset of the test "
+                                                                           "images (default: all)")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the judge's training and of subsets")
+    parser.add_argument("--output", help="also write the JSON result to this file")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "judge_images", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.max_test_images is not None and args.max_test_images < 1:
+        parser.error(f"--max_test_images must be a positive integer, got {args.max_test_images}")
+    return args
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model_save_dir", required=True)
-    parser.add_argument("--test_iters", default="latest")
-    parser.add_argument("--train_dir", required=True, help="real training images, one folder per class")
-    parser.add_argument("--test_dir", required=True, help="real test images, one folder per class")
-    parser.add_argument("--epochs", type=int, default=15, help="classifier training epochs")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    step = args.test_iters if args.test_iters == "latest" else int(args.test_iters)
+    args = parse_args(argv)
     try:
-        result = evaluate(args.model_save_dir, args.train_dir, args.test_dir, step, args.epochs, args.seed)
+        result = evaluate(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(result))
+    line = json.dumps(result)
+    if args.output:
+        write_atomic(args.output, (line + "\n").encode())
+    print(line)
     return 0
 
 
 if __name__ == "__main__":
     tf.get_logger().setLevel("ERROR")
+    np.set_printoptions(linewidth=200)
     sys.exit(main())

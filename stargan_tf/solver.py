@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, distribute, domains, images
+from stargan_tf import data, distribute, domains, images, measures
 from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps, checkpoint_path, has_ema, load_generator_weights
 from stargan_tf.config import load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
@@ -88,7 +88,14 @@ class Solver:
                                      f"but the model was trained on {', '.join(cfg.rafd_classes)}")
             cfg.rafd_classes = classes
             # The folder given is the data of the mode: the training folder to train, the test folder to test.
-            sources.append(DatasetSource("RaFD", (paths, labels), (paths, labels), cfg.rafd_crop_size))
+            held_out = (paths, labels)
+            if cfg.eval_dir and cfg.mode == "train":
+                eval_paths, eval_labels, eval_classes = data.read_class_folders(cfg.eval_dir, "--eval_dir")
+                if eval_classes != classes:
+                    raise data.DataError(f"--eval_dir {cfg.eval_dir} has classes {', '.join(eval_classes)}, but "
+                                         f"--rafd_image_dir has {', '.join(classes)}")
+                held_out = (eval_paths, eval_labels)
+            sources.append(DatasetSource("RaFD", (paths, labels), held_out, cfg.rafd_crop_size))
         return sources
 
     def _check_stored_config(self):
@@ -177,6 +184,7 @@ class Solver:
                                              checkpoint_name=CHECKPOINT_NAME)
         writer = tf.summary.create_file_writer(cfg.log_dir) if cfg.use_tensorboard and chief else None
         fixed = self._fixed_batches()
+        held_out = self._held_out() if cfg.eval_step and chief else None
         streams = {source.name: self._input(source, start) for source in self.sources}
         latest = {}  # the last value of every loss term: G's terms change only every n_critic steps
         print("Start training...")
@@ -192,6 +200,8 @@ class Solver:
                         self._log_scalars(writer, values, done)
                 if done % cfg.sample_step == 0 and chief:
                     self._save_sample(writer, fixed, done)
+                if held_out and done % cfg.eval_step == 0:
+                    self._evaluate(writer, held_out, done)
                 if done % cfg.model_save_step == 0:
                     path = manager.save(checkpoint_number=done)
                     print(f"Saved model checkpoint {path}")
@@ -219,6 +229,40 @@ class Solver:
                 tf.summary.scalar(tag, value)
             tf.summary.scalar("lr/g_lr", g_lr)
             tf.summary.scalar("lr/d_lr", d_lr)
+
+    def _held_out(self):
+        """For --eval_step: per dataset, its judge (trained once on the real training images, cached in
+        model_save_dir/judges) and a fixed, seeded subset of its held-out images."""
+        cfg, parts = self.config, {}
+        for source in self.sources:
+            if source.name == "RaFD" and not cfg.eval_dir:
+                raise ValueError("--eval_step needs held-out images of the folder dataset: pass --eval_dir (one "
+                                 "folder per class, the classes of --rafd_image_dir)")
+            if not len(source.test[0]):
+                raise ValueError(f"--eval_step needs held-out images, but the {source.name} test split is empty: "
+                                 "pass --test_size 1 or more")
+            one_hot = self.layout.spec(source.name).one_hot
+            print(f"--eval_step: preparing the {source.name} judge (trained once on the real training images)...")
+            judge, path, trained = measures.judge_for(os.path.join(cfg.model_save_dir, "judges"), source.name, one_hot,
+                                                      *source.train, source.crop_size, cfg.image_size)
+            print(f"{'Trained' if trained else 'Loaded'} {path}")
+            x, labels = measures.load_split(*source.test, source.crop_size, cfg.image_size, limit=cfg.eval_images)
+            parts[source.name] = (judge, x, labels)
+        return parts
+
+    def _evaluate(self, writer, held_out, step):
+        """Judge the sampling generator's translations of the held-out subsets; print and log the measures."""
+        for name, (judge, x, labels) in held_out.items():
+            result = measures.measure(self._translate, judge, self.layout, name, x, labels)
+            prefix = f"eval/{name}" if self.layout.has_mask else "eval"
+            values = measures.scalars(result, prefix)
+            print(f"Evaluation at step {step} ({name}, {len(x)} held-out images): " + ", ".join(
+                f"{k.split('/')[-1]} {values[f'{prefix}/{k}']:.4f}" for k in measures.SCALARS
+                if f"{prefix}/{k}" in values))
+            if writer is not None:
+                with writer.as_default(step=step):
+                    for tag, value in values.items():
+                        tf.summary.scalar(tag, value)
 
     def _save_sample(self, writer, fixed, step):
         sample = np.concatenate([self.translate_grid(name, x, c) for name, x, c in fixed], axis=0)

@@ -102,3 +102,36 @@ def test_fresh_training_refuses_to_overwrite_checkpoints(trained, tmp_path):
     config, _, _ = trained
     with pytest.raises(ValueError, match="already holds checkpoints \\(steps 5, 10\\); continue with --resume_iters"):
         run(config, log_dir=str(tmp_path / "l"), sample_dir=str(tmp_path / "s"))
+
+
+def test_eval_step_writes_the_measures_to_tensorboard(demo_dataset, tmp_path, capsys):
+    config = tiny_config(tmp_path, demo_dataset, num_iters=4, log_step=2, sample_step=100, model_save_step=4,
+                         eval_step=2, eval_images=6)
+    run(config)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Evaluation at step")]
+    assert [line.split(" (")[0] for line in printed] == ["Evaluation at step 2", "Evaluation at step 4"]
+    assert "(CelebA, 6 held-out images): translation_target_accuracy " in printed[0]
+    judges = os.listdir(os.path.join(config.model_save_dir, "judges"))
+    assert len(judges) == 1 and judges[0].startswith("CelebA-") and judges[0].endswith(".keras")
+    acc = event_accumulator.EventAccumulator(config.log_dir, size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    for tag in ("eval/translation_target_accuracy", "eval/attribute_preservation", "eval/classifier_real_test_accuracy",
+                "eval/reconstruction_l1", "eval/reconstruction_psnr", "eval/reconstruction_ssim",
+                "eval/per_attribute_target_accuracy/Male", "eval/per_attribute_preservation/Young"):
+        assert tag in tags, tag
+    assert [e.step for e in acc.Tensors("eval/reconstruction_psnr")] == [2, 4]
+    values = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("eval/translation_target_accuracy")]
+    assert all(0.0 <= v <= 1.0 for v in values)
+
+
+def test_eval_step_on_a_folder_dataset_needs_held_out_images(tmp_path):
+    from stargan_tf.demo_data import generate_shapes_dataset
+
+    train_dir, test_dir = generate_shapes_dataset(str(tmp_path / "shapes"), 6, 3, seed=0)
+    config = tiny_config(tmp_path, dataset="RaFD", rafd_image_dir=train_dir, num_iters=2, eval_step=2,
+                         use_tensorboard=False)
+    with pytest.raises(ValueError, match="--eval_step needs held-out images of the folder dataset: pass --eval_dir"):
+        run(config)
+    solver, _ = run(config, eval_dir=test_dir, model_save_dir=str(tmp_path / "m2"))
+    assert solver.sources[0].test[0][0].startswith(test_dir)
