@@ -28,15 +28,19 @@ def learning_rate_at(step, base_lr, num_iters, num_iters_decay, lr_update_step):
     return base_lr * max(0.0, (num_iters - last_update) / num_iters_decay)
 
 
-def ema_decay_at(num_updates, decay):
-    """The EMA decay at the `num_updates`-th generator update (1-based): `min(decay, (1 + t) / (10 + t))`.
+EMA_WARMUP = 5.0  # decay (1 + t) / (5 + t): the average spans about the last quarter of the G updates so far
 
-    The warm-up of `tf.train.ExponentialMovingAverage(num_updates=...)`: early averages forget quickly, so the
-    random initial weights never linger in the average of a short run (a plain 0.999 would still hold
-    0.999**800 = 45% of them after 800 updates).
+
+def ema_decay_at(num_updates, decay, warmup=EMA_WARMUP):
+    """The EMA decay at the `num_updates`-th generator update (1-based): `min(decay, (1 + t) / (warmup + t))`.
+
+    A warm-up as in `tf.train.ExponentialMovingAverage(num_updates=...)` (which uses 10): early averages forget
+    quickly, so the random initial weights never linger in the average of a short run (a plain 0.999 would still
+    hold 0.999**800 = 45% of them after 800 updates), and the average spans about the last (warmup - 1)-th of the
+    run until `decay` caps it. 5 beat TensorFlow's 10 on real data (README, "Results").
     """
     t = tf.cast(num_updates, tf.float32)
-    return tf.minimum(tf.cast(decay, tf.float32), (1.0 + t) / (10.0 + t))
+    return tf.minimum(tf.cast(decay, tf.float32), (1.0 + t) / (warmup + t))
 
 
 def classification_loss_for(layout, dataset):

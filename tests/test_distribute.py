@@ -32,13 +32,13 @@ def test_mirrored_step_equals_single_device_step():
     for key, value in out["loss_single"].items():
         assert out["loss_multi"][key] == pytest.approx(value, rel=1e-5, abs=1e-7)
     # The moving average of G: the same on both, float32, and not just a copy of G.
-    assert out["G_ema"] < 1e-5 and out["G_ema_formula"] < 1e-7 and out["G_ema_moved"] > 0.1
+    assert out["G_ema"] < 1e-5 and out["G_ema_formula"] < 1e-6 and out["G_ema_moved"] > 0.1
     assert out["ema_dtypes"] == ["float32"]
     # In bfloat16 the replicas' gradients are summed in another order, and Adam's first step (lr * sign(g), lr 1e-4)
     # can flip for near-zero gradients: the averages still follow the formula, stay float32 and agree within a step.
     bf16 = out["bf16"]
     assert bf16["ema_dtypes"] == ["float32"] and bf16["g_iterations"] == 1
-    assert bf16["G_ema_formula"] < 1e-7 and bf16["G_ema_abs"] < 2e-4
+    assert bf16["G_ema_formula"] < 1e-6 and bf16["G_ema_abs"] < 2e-4
 
 
 def test_batch_must_divide_over_replicas(tmp_path, demo_dataset):

@@ -20,11 +20,12 @@ from tests.test_training import make_batch
 
 
 def test_decay_warms_up_then_holds_at_the_given_value():
-    assert float(ema_decay_at(1, 0.999)) == pytest.approx(2 / 11)
-    assert float(ema_decay_at(800, 0.999)) == pytest.approx(801 / 810)
-    assert float(ema_decay_at(8991, 0.999)) == pytest.approx(0.999, abs=1e-6)
+    assert float(ema_decay_at(1, 0.999)) == pytest.approx(2 / 6)
+    assert float(ema_decay_at(800, 0.999)) == pytest.approx(801 / 805)
+    assert float(ema_decay_at(3995, 0.999)) == pytest.approx(0.999, abs=1e-6)
     assert float(ema_decay_at(100000, 0.999)) == pytest.approx(0.999)
-    assert float(ema_decay_at(10, 0.5)) == pytest.approx(0.5)  # 11/20 is above the cap
+    assert float(ema_decay_at(10, 0.5)) == pytest.approx(0.5)  # 11/15 is above the cap
+    assert float(ema_decay_at(1, 0.999, warmup=10)) == pytest.approx(2 / 11)  # TensorFlow's warm-up
 
 
 @pytest.mark.parametrize("precision", ["off", "bf16"])
@@ -40,9 +41,9 @@ def test_average_follows_each_g_update_by_hand(precision):
         np.testing.assert_array_equal(a, b)  # it starts as G
     for step in range(4):
         trainer.train_step({"CelebA": make_batch(step)})
-        if step % 2 == 1:  # G was updated: its t-th update, decay min(0.9, (1 + t) / (10 + t))
+        if step % 2 == 1:  # G was updated: its t-th update, decay min(0.9, (1 + t) / (5 + t))
             t = (step + 1) // 2
-            decay = min(0.9, (1 + t) / (10 + t))
+            decay = min(0.9, (1 + t) / (5 + t))
             ema = [decay * e + (1 - decay) * w for e, w in zip(ema, trainer.G.get_weights(), strict=True)]
         for a, b in zip(trainer.G_ema.get_weights(), ema, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
@@ -113,7 +114,7 @@ def test_test_mode_translates_with_the_average(trained, tmp_path):
 
 def test_checkpoint_without_average_restores_g_and_starts_an_average_from_it(tmp_path, demo_dataset):
     config = tiny_config(tmp_path, demo_dataset, num_iters=2, log_step=2, sample_step=100, model_save_step=2,
-                         use_tensorboard=False)
+                         use_tensorboard=False, g_ema_decay=0.0)
     plain = Solver(config)
     plain.train()
     path = checkpoint_path(config.model_save_dir, 2)

@@ -22,7 +22,8 @@ def test_official_command_line_parses_with_official_defaults():
         "--log_dir", "l", "--model_save_dir", "m", "--result_dir", "r", "--selected_attrs", "Black_Hair",
         "Blond_Hair", "Brown_Hair", "Male", "Young", "--use_tensorboard", "False"])
     config = StarGANConfig(**vars(args)).validate()
-    assert (config.batch_size, config.num_iters, config.num_iters_decay, config.n_critic) == (16, 200000, 100000, 5)
+    assert (config.batch_size, config.num_iters, config.num_iters_decay) == (16, 200000, 100000)
+    assert (config.n_critic, config.g_ema_decay, config.random_flip) == (2, 0.999, True)  # measured, see README
     assert (config.g_lr, config.d_lr, config.beta1, config.beta2) == (1e-4, 1e-4, 0.5, 0.999)
     assert (config.lambda_cls, config.lambda_rec, config.lambda_gp) == (1, 10, 10)
     assert (config.log_step, config.sample_step, config.model_save_step, config.lr_update_step) == (10, 1000, 10000,

@@ -62,8 +62,8 @@ def compare(precision):
             "G_ema": rel(multi.G_ema, single.G_ema), "G_ema_moved": rel(single.G_ema, single.G),
             "G_ema_abs": max(float(np.abs(a - b).max()) for a, b in zip(multi.G_ema.get_weights(),
                                                                         single.G_ema.get_weights(), strict=True)),
-            # one G update (t = 1): decay min(0.5, 2 / 11) = 2 / 11 towards the mirrored G's new weights
-            "G_ema_formula": max(float(np.abs(e - (2 / 11 * w0 + 9 / 11 * w1)).max()) for e, w0, w1 in zip(
+            # one G update (t = 1): decay min(0.5, 2 / 6) = 1 / 3 towards the mirrored G's new weights
+            "G_ema_formula": max(float(np.abs(e - (1 / 3 * w0 + 2 / 3 * w1)).max()) for e, w0, w1 in zip(
                 multi.G_ema.get_weights(), start, multi.G.get_weights(), strict=True)),
             "ema_dtypes": sorted({v.dtype for v in multi.G_ema.weights}),
             "g_iterations": int(multi.g_optimizer.iterations.numpy()),
