@@ -106,7 +106,7 @@ def parse_args(argv=None):
     parser.add_argument("--judge_dir", help="where judges are cached (default: MODEL_SAVE_DIR/judges)")
     parser.add_argument("--max_test_images", type=int, default=None, help="translate a seeded subset of the test "
                                                                            "images (default: all)")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=256, help="images per generator call")
     parser.add_argument("--seed", type=int, default=0, help="seed of the judge's training and of subsets")
     parser.add_argument("--output", help="also write the JSON result to this file")
     args = parser.parse_args(argv)
