@@ -4,8 +4,9 @@ Signatures (the contract clients rely on):
   serving_default: image float32 (N, H, W, 3) in [-1, 1], label float32 (N, c_dim) -> image (same layout)
   translate_bytes: image_bytes string (N,) JPEG/PNG/GIF/BMP of any size and mode, label -> image_bytes (N,) PNG
   metadata: () -> attribute_names string (c_dim,), image_size int32 (), exclusive_group int32 (c_dim,),
-            label_dataset string (c_dim,)
-Inputs are checked inside the graph, so a wrong shape or undecodable bytes raise InvalidArgumentError.
+            label_dataset string (c_dim,), max_pixels int64 () (added later: older exports lack it)
+Inputs are checked inside the graph, so a wrong shape, undecodable bytes or an image whose header declares more
+than max_pixels pixels raise InvalidArgumentError, the last before any pixel is decoded.
 """
 
 import tensorflow as tf
@@ -35,11 +36,10 @@ def _after(checks, *tensors):
         return [tf.identity(t) for t in tensors]
 
 
-def decode_square(image_bytes, image_size):
+def decode_square(image_bytes, image_size, max_pixels=data.MAX_PIXELS):
     """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize,
     the training preprocessing with the crop taken as the photo's largest centred square."""
-    image = data.decode_image(image_bytes, tf.strings.substr(image_bytes, 0, 8),
-                              "image_bytes holds no JPEG, PNG, GIF or BMP image; it starts with")
+    image = data.decode_image(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;", max_pixels)
     return data.preprocess(image, None, image_size)
 
 
@@ -52,8 +52,12 @@ def encode_png(image):
 class GeneratorServer(tf.Module):
     """Wraps a trained generator with the serving signatures and its label metadata."""
 
-    def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None):
+    def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None,
+                 max_pixels=data.MAX_PIXELS):
         super().__init__(name="stargan_generator")
+        if not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
+        self.max_pixels = max_pixels
         c_dim = len(attribute_names)
         # Track the generator's tf.Variables themselves, not the Keras model: TF Serving's (TF1 session)
         # loader only restores variables reached this way (keras-team/keras#19274), and each is stored once.
@@ -80,7 +84,11 @@ class GeneratorServer(tf.Module):
                                                          tf.reduce_min(label), tf.reduce_max(label)])]
 
     def _generate(self, image, label):
-        return tf.cast(self._generator([image, label], training=False), tf.float32)
+        """G's output, or (0, H, W, 3) for an empty batch (the model returns a wrong channel count for one)."""
+        size = self.image_size
+        return tf.cond(tf.shape(image)[0] > 0,
+                       lambda: tf.cast(self._generator([image, label], training=False), tf.float32),
+                       lambda: tf.zeros([0, size, size, 3], tf.float32))
 
     def _translate_tensor(self, image, label):
         size = self.image_size
@@ -93,15 +101,19 @@ class GeneratorServer(tf.Module):
         checks = [_assert_shape(image_bytes, [None], "image_bytes"), *self._check_label(label),
                   _assert_same_batch(image_bytes, label, "translate_bytes")]
         image_bytes, label = _after(checks, image_bytes, label)
-        images = tf.map_fn(lambda b: decode_square(b, self.image_size), image_bytes,
-                           fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32))
+        # One image at a time: each is checked against the pixel budget, but a request holding several large ones
+        # would still decode them side by side.
+        images = tf.map_fn(lambda b: decode_square(b, self.image_size, self.max_pixels), image_bytes,
+                           fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
+                           parallel_iterations=1)
         fake = self._generate(images, label)
         png = tf.map_fn(encode_png, fake, fn_output_signature=tf.TensorSpec([], tf.string))
         return {"image_bytes": png}
 
     def _metadata(self):
         return {"attribute_names": tf.identity(self._names), "image_size": tf.constant(self.image_size, tf.int32),
-                "exclusive_group": tf.identity(self._groups), "label_dataset": tf.identity(self._datasets)}
+                "exclusive_group": tf.identity(self._groups), "label_dataset": tf.identity(self._datasets),
+                "max_pixels": tf.constant(self.max_pixels, tf.int64)}
 
     def signatures(self):
         return {"serving_default": self.serving_default, "translate_bytes": self.translate_bytes,

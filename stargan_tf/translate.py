@@ -2,32 +2,43 @@
 
   python -m stargan_tf.translate --export_dir OUT --input photo.jpg [more files or folders]
       --source Black_Hair=1,Male=1,Young=1 --set Blond_Hair=1 --set Male=0 --output DIR [--grid]
+      [--overwrite] [--max_pixels N]
 
 `--source` gives the photo's own attributes (default: all 0); `--set` changes them (setting one member of
 an exclusive group, such as a hair colour, clears the others). `--grid` writes one grid per photo: the
 input, then one column per single-attribute change.
+
+Outputs are named after the inputs: `d.jpg` -> `d.png` (`d-grid.png` with --grid). Inputs sharing a name
+apart from the extension keep it, so none overwrites another: `d.jpg` and `d.png` -> `d-jpg.png` and
+`d-png.png`; a name still taken gets -2, -3, ... in input order. Existing files are only replaced with
+--overwrite, and that is checked for every output before any is written.
+
+`--max_pixels`: images whose header declares more pixels (width x height) are refused before decoding
+(default: the export's own budget, or 50,000,000).
 """
 
 import argparse
 import io
 import os
 import sys
+from collections import Counter
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from stargan_tf import domains, images
-from stargan_tf.data import DECODABLE
+from stargan_tf.data import DECODABLE, MAX_PIXELS
 from stargan_tf.serving import decode_square
 
 
 class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
-    def __init__(self, translate_bytes, names, groups, owners, image_size):
+    def __init__(self, translate_bytes, names, groups, owners, image_size, max_pixels=None):
         self._translate_bytes = translate_bytes
         self.image_size = int(image_size)
+        self.max_pixels = None if max_pixels is None else int(max_pixels)  # None: an export older than the budget
         self.layout = domains.LabelLayout.from_metadata(list(names), list(groups), list(owners))
         self.names = [n for n, o in zip(names, owners, strict=True) if o != domains.MASK]
 
@@ -39,12 +50,12 @@ class Translator:
         return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], *_metadata(loaded.signatures["metadata"]))
 
     @classmethod
-    def from_checkpoint(cls, model_save_dir, step="latest", which="auto"):
+    def from_checkpoint(cls, model_save_dir, step="latest", which="auto", max_pixels=MAX_PIXELS):
         from stargan_tf.checkpoints import restore_generator
         from stargan_tf.export import build_server
 
         generator, config, _ = restore_generator(model_save_dir, step, which)
-        server = build_server(generator, config)
+        server = build_server(generator, config, max_pixels)
         return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], *_metadata(server.metadata))
 
     def translate(self, image_bytes, labels):
@@ -89,7 +100,7 @@ def _metadata(metadata_fn):
     meta = {k: v.numpy() for k, v in metadata_fn().items()}
     decode = lambda values: [v.decode() for v in values]  # noqa: E731
     return (decode(meta["attribute_names"]), meta["exclusive_group"].tolist(), decode(meta["label_dataset"]),
-            meta["image_size"])
+            meta["image_size"], meta.get("max_pixels"))
 
 
 def resolve_export(export_dir):
@@ -120,7 +131,7 @@ def parse_assignments(text, option):
 
 
 def collect_inputs(inputs):
-    """Files as given, and the image files inside any folder given (sorted)."""
+    """Files as given, and the image files inside any folder given (sorted); a file given twice counts once."""
     files = []
     for item in inputs:
         if os.path.isdir(item):
@@ -132,43 +143,115 @@ def collect_inputs(inputs):
             files.append(item)
         else:
             raise FileNotFoundError(f"--input {item}: no such file or folder")
-    return files
+    unique = {}
+    for f in files:
+        unique.setdefault(os.path.realpath(f), f)
+    return list(unique.values())
 
 
-def read_image(path):
-    """The file's bytes, checked to be an image first, so a clear error names a file that is not one."""
+def output_names(files, suffix):
+    """One distinct file name per input (module docstring): `<stem><suffix>`, `<stem>-<ext><suffix>` for stems
+    shared by several inputs, then -2, -3, ... for a name still taken. Compared case-blind, as some file systems."""
+    parts = [os.path.splitext(os.path.basename(f)) for f in files]
+    stems = Counter(stem.casefold() for stem, _ in parts)
+    names, taken = [], set()
+    for stem, ext in parts:
+        base = stem if stems[stem.casefold()] == 1 else f"{stem}-{ext.lstrip('.').lower()}"
+        name, number = base + suffix, 1
+        while name.casefold() in taken:
+            number += 1
+            name = f"{base}-{number}{suffix}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def check_outputs(files, outputs, overwrite):
+    """Before anything is written: no output may replace an input, nor an existing file without `overwrite`."""
+    inputs = {os.path.realpath(f) for f in files}
+    for out in outputs:
+        if os.path.realpath(out) in inputs:
+            raise ValueError(f"{out} is also an input; choose another --output")
+    existing = [out for out in outputs if os.path.lexists(out)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more output(s))" if len(existing) > 1 else ""
+        raise ValueError(f"{existing[0]} already exists{more}; pass --overwrite to replace")
+
+
+def read_image(path, max_pixels=MAX_PIXELS):
+    """The file's bytes, checked to be a JPEG/PNG/GIF/BMP image of at most `max_pixels` pixels first (the size
+    from its header, before any pixel is decoded), so a clear error names a file that is not one or too large."""
     with open(path, "rb") as f:
         payload = f.read()
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the budget below replaces PIL's bomb check
     try:
-        Image.open(io.BytesIO(payload)).load()
+        with Image.open(io.BytesIO(payload)) as image:
+            width, height = image.size
+            if image.format not in ("JPEG", "MPO", "PNG", "GIF", "BMP"):  # MPO: a JPEG with extra views
+                raise ValueError(f"{path}: {image.format} images cannot be translated; convert to PNG or JPEG")
+            if width * height > max_pixels:
+                raise ValueError(f"{path}: {width} x {height} = {width * height:,} pixels exceeds the budget of "
+                                 f"{max_pixels:,} pixels (--max_pixels)")
+            image.load()
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     return payload
+
+
+def _reason(error):
+    """The failed assertion's message of a TF error as one sentence, without the graph trace around it."""
+    lines = [line.strip() for line in error.message.splitlines() if line.strip()] or [type(error).__name__]
+    found = next((line for line in lines if line.startswith("assertion failed: [")), None)
+    if found is None:
+        return lines[0]
+    return found.removeprefix("assertion failed: [").removesuffix("]").replace("] [", " ")
+
+
+def pixel_budget(translator, requested):
+    """--max_pixels, or the translator's own budget; above an export's own budget the export would refuse."""
+    if requested is None:
+        return translator.max_pixels or MAX_PIXELS
+    if requested < 1:
+        raise ValueError(f"--max_pixels must be a positive integer, got {requested}")
+    if translator.max_pixels is not None and requested > translator.max_pixels:
+        raise ValueError(f"--max_pixels {requested:,} is above the export's budget of {translator.max_pixels:,} "
+                         "pixels; export again with export.py --max_pixels")
+    return requested
 
 
 def run(args):
     if bool(args.export_dir) == bool(args.model_save_dir):
         raise ValueError("give exactly one of --export_dir or --model_save_dir")
+    if os.path.isfile(args.output):
+        raise ValueError(f"--output {args.output} is a file, expected a folder")
+    files = collect_inputs(args.input)
+    targets = [os.path.join(args.output, n) for n in output_names(files, "-grid.png" if args.grid else ".png")]
+    check_outputs(files, targets, args.overwrite)
     translator = (Translator.from_export(args.export_dir) if args.export_dir
-                  else Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator))
+                  else Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
+                                                  args.max_pixels or MAX_PIXELS))
+    budget = pixel_budget(translator, args.max_pixels)
     source_pairs = [p for text in args.source for p in parse_assignments(text, "--source")]
     set_pairs = [p for text in args.set for p in parse_assignments(text, "--set")]
     source_dataset, source, target_dataset, target = translator.labels(source_pairs, set_pairs)
     layout = translator.layout
-    files = collect_inputs(args.input)
     written = []
-    for path in files:
-        payload = read_image(path)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if args.grid:
-            labels = np.concatenate(layout.targets(source_dataset, source[None]), axis=0)
-            outputs = translator.translate([payload] * len(labels), labels)
-            columns = [images.to_uint8(decode_square(tf.constant(payload), translator.image_size).numpy())]
-            columns += [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in outputs]
-            out = images.save_png(os.path.join(args.output, f"{stem}-grid.png"), np.concatenate(columns, axis=1))
-        else:
-            png = translator.translate([payload], layout.encode(target_dataset, target[None]))[0]
-            out = images.write_atomic(os.path.join(args.output, f"{stem}.png"), png)
+    for path, target_path in zip(files, targets, strict=True):
+        payload = read_image(path, budget)
+        try:
+            if args.grid:
+                labels = np.concatenate(layout.targets(source_dataset, source[None]), axis=0)
+                outputs = translator.translate([payload] * len(labels), labels)
+                columns = [images.to_uint8(decode_square(tf.constant(payload), translator.image_size, budget).numpy())]
+                columns += [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in outputs]
+                out = images.save_png(target_path, np.concatenate(columns, axis=1))
+            else:
+                png = translator.translate([payload], layout.encode(target_dataset, target[None]))[0]
+                out = images.write_atomic(target_path, png)
+        except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
+            raise ValueError(f"{path}: {_reason(e)}") from None
         written.append(out)
         print(f"{path} -> {out}")
     return written
@@ -187,6 +270,9 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], help="attribute changes, e.g. Blond_Hair=1")
     parser.add_argument("--output", required=True, help="folder for the translated PNGs")
     parser.add_argument("--grid", action="store_true", help="write one grid per photo over every single change")
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    parser.add_argument("--max_pixels", type=int, default=None,
+                        help="refuse images whose header declares more pixels (default: the export's budget)")
     args = parser.parse_args(argv)
     if args.test_iters != "latest":
         args.test_iters = int(args.test_iters)

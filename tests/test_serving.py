@@ -13,10 +13,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import serving
+import export as export_cli
+from stargan_tf import data, serving, translate
 from stargan_tf.export import export_generator
 from stargan_tf.solver import Solver
 from tests.conftest import tiny_config
+from tests.helpers.hostile_images import WEBP_HEAD, encode, gif, noise, png_bomb, top_down_bmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -134,7 +136,8 @@ def test_saved_model_cli_lists_exactly_the_signatures(exported):
         "metadata": {"inputs": {}, "outputs": {"attribute_names": ("DT_STRING", "(5)"),
                                                "image_size": ("DT_INT32", "()"),
                                                "exclusive_group": ("DT_INT32", "(5)"),
-                                               "label_dataset": ("DT_STRING", "(5)")}},
+                                               "label_dataset": ("DT_STRING", "(5)"),
+                                               "max_pixels": ("DT_INT64", "()")}},
     }
 
 
@@ -252,3 +255,183 @@ def test_serving_config_roundtrip_is_json(exported):
     solver, _ = exported
     stored = json.load(open(os.path.join(solver.config.model_save_dir, "config.json")))
     assert dataclasses.asdict(solver.config)["selected_attrs"] == stored["selected_attrs"]
+
+
+def test_webp_bytes_raise_invalid_argument_showing_the_first_bytes_in_hex(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[first bytes \(hex\):\] \[52 49 46 46 f4 9c 01 00\]"):
+        loaded.signatures["translate_bytes"](image_bytes=tf.constant([WEBP_HEAD + bytes(100)]),
+                                             label=tf.constant(GOOD_LABEL))
+
+
+def test_serving_default_with_zero_images_returns_zero_rgb_images(loaded):
+    out = loaded.signatures["serving_default"](image=tf.zeros([0, 32, 32, 3]), label=tf.zeros([0, 5]))["image"]
+    assert out.shape == (0, 32, 32, 3)
+
+
+def test_translate_bytes_with_zero_images_returns_zero_pngs(loaded):
+    out = loaded.signatures["translate_bytes"](image_bytes=tf.zeros([0], tf.string), label=tf.zeros([0, 5]))
+    assert out["image_bytes"].shape == (0,)
+
+
+@pytest.fixture(scope="module")
+def bomb():
+    """A 49 KB PNG of 20000 x 20000 pixels."""
+    return png_bomb(20000, 20000)
+
+
+def test_bomb_png_is_refused_by_translate_bytes_before_decoding(loaded, bomb):
+    """The header check's message, not an allocation failure or a 1.2 GB decode."""
+    with pytest.raises(tf.errors.InvalidArgumentError, match="20000 x 20000 image, 400000000 pixels to decode, "
+                                                             "exceeds the budget of 50000000 pixels"):
+        loaded.signatures["translate_bytes"](image_bytes=tf.constant([bomb]), label=tf.constant(GOOD_LABEL))
+
+
+def test_translate_cli_refuses_bomb_png_without_traceback(exported, tmp_path, bomb):
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    result = run_translate("--export_dir", exported[1], "--input", str(tmp_path / "bomb.png"),
+                           "--output", str(tmp_path / "out"))
+    assert (result.returncode, "Traceback" in result.stderr) == (2, False)
+    assert (f"error: {tmp_path / 'bomb.png'}: 20000 x 20000 = 400,000,000 pixels exceeds the budget of 50,000,000 "
+            "pixels (--max_pixels)") in result.stderr
+
+
+SMALL_BUDGET = 1500  # 50 x 30 fits exactly; 79 x 19 = 1501 is one pixel over
+
+
+@pytest.fixture(scope="module")
+def small_budget(exported, tmp_path_factory):
+    """The model exported again by export.py with --max_pixels 1500: the version folder."""
+    out = tmp_path_factory.mktemp("small_budget")
+    assert export_cli.main(["--model_save_dir", exported[0].config.model_save_dir, "--export_dir", str(out),
+                            "--max_pixels", str(SMALL_BUDGET)]) == 0
+    return str(out / "5")
+
+
+@pytest.fixture(scope="module")
+def small_loaded(small_budget):
+    return tf.saved_model.load(small_budget)
+
+
+FORMATS = {"PNG": lambda image: encode(image, "PNG"), "JPEG": lambda image: encode(image, "JPEG"),
+           "GIF": lambda image: gif([image]), "BMP": lambda image: encode(image, "BMP"), "BMP top-down": top_down_bmp}
+
+
+def translate_one(loaded, payload):
+    return loaded.signatures["translate_bytes"](image_bytes=tf.constant([payload]),
+                                                label=tf.constant(GOOD_LABEL))["image_bytes"].numpy()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_image_at_the_budget_is_translated(small_loaded, fmt):
+    png = translate_one(small_loaded, FORMATS[fmt](noise(50, 30)))[0]
+    assert Image.open(io.BytesIO(png)).size == (32, 32)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_image_one_pixel_over_the_budget_is_refused(small_loaded, fmt):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="79 x 19 image, 1501 pixels to decode, exceeds the "
+                                                             "budget of 1500 pixels"):
+        translate_one(small_loaded, FORMATS[fmt](noise(79, 19)))
+
+
+def test_metadata_reports_the_pixel_budget(loaded, small_loaded):
+    budgets = [int(m.signatures["metadata"]()["max_pixels"]) for m in (loaded, small_loaded)]
+    assert budgets == [50_000_000, SMALL_BUDGET]
+
+
+def test_export_cli_refuses_a_budget_below_one(exported, tmp_path, capsys):
+    code = export_cli.main(["--model_save_dir", exported[0].config.model_save_dir, "--export_dir", str(tmp_path),
+                            "--max_pixels", "0"])
+    assert (code, capsys.readouterr().err) == (2, "error: --max_pixels must be a positive integer, got 0\n")
+
+
+class ServerWithoutBudget(serving.GeneratorServer):
+    """The metadata signature as exports had it before max_pixels."""
+
+    def _metadata(self):
+        return {k: v for k, v in super()._metadata().items() if k != "max_pixels"}
+
+
+def test_export_without_max_pixels_loads_in_translate_with_the_default_budget(exported, tmp_path):
+    path = str(tmp_path / "1")
+    serving.save(ServerWithoutBudget(exported[0].G, ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"], 32),
+                 path)
+    assert translate.pixel_budget(translate.Translator.from_export(path), None) == data.MAX_PIXELS
+
+
+def translate_cli(export_dir, inputs, output, *args):
+    """translate.main in this process (no TF start-up): its exit code."""
+    return translate.main(["--export_dir", export_dir, "--input", *map(str, inputs), "--output", str(output), *args])
+
+
+def test_translate_cli_max_pixels_below_the_exports(exported, tmp_path, capsys):
+    noise(50, 30).save(tmp_path / "p.png")
+    code = translate_cli(exported[1], [tmp_path / "p.png"], tmp_path / "out", "--max_pixels", "1499")
+    assert (code, capsys.readouterr().err) == (2, f"error: {tmp_path / 'p.png'}: 50 x 30 = 1,500 pixels exceeds the "
+                                                  "budget of 1,499 pixels (--max_pixels)\n")
+
+
+def test_translate_cli_max_pixels_above_the_exports_is_refused(small_budget, tmp_path, capsys):
+    noise(50, 30).save(tmp_path / "p.png")
+    code = translate_cli(small_budget, [tmp_path / "p.png"], tmp_path / "out", "--max_pixels", "1501")
+    assert (code, capsys.readouterr().err) == (2, "error: --max_pixels 1,501 is above the export's budget of 1,500 "
+                                                  "pixels; export again with export.py --max_pixels\n")
+
+
+def test_translate_cli_names_a_gif_whose_frames_exceed_the_exports_budget(small_budget, tmp_path, capsys):
+    """PIL sees one 30 x 30 frame (900 pixels); the export counts both frames (1800) and refuses."""
+    (tmp_path / "a.gif").write_bytes(gif([noise(30, 30, seed=1), noise(30, 30, seed=2)]))
+    code = translate_cli(small_budget, [tmp_path / "a.gif"], tmp_path / "out")
+    assert (code, capsys.readouterr().err) == (2, f"error: {tmp_path / 'a.gif'}: 30 x 30 image, 1800 pixels to "
+                                                  "decode, exceeds the budget of 1500 pixels\n")
+
+
+def test_output_names_are_distinct_and_follow_input_order():
+    files = ["in/d.jpg", "in/d.png", "more/d.png", "in/e.png", "in/d-png.bmp"]
+    assert translate.output_names(files, ".png") == ["d-jpg.png", "d-png.png", "d-png-2.png", "e.png", "d-png-3.png"]
+
+
+def test_output_names_differing_only_in_case_are_kept_apart():
+    assert translate.output_names(["a/D.png", "b/d.png"], "-grid.png") == ["D-png-grid.png", "d-png-2-grid.png"]
+
+
+def test_translate_cli_inputs_sharing_a_stem_get_distinct_outputs(exported, tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("d.jpg", "d.png", "e.png"):
+        noise(40, 40).save(tmp_path / "in" / name)
+    assert translate_cli(exported[1], [tmp_path / "in"], tmp_path / "out") == 0
+    assert sorted(os.listdir(tmp_path / "out")) == ["d-jpg.png", "d-png.png", "e.png"]
+
+
+def test_translate_cli_refuses_an_existing_output_before_writing_any(exported, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png"):
+        noise(40, 40).save(tmp_path / "in" / name)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "b.png").write_bytes(b"earlier result")
+    code = translate_cli(exported[1], [tmp_path / "in"], tmp_path / "out")
+    assert (code, capsys.readouterr().err) == (2, f"error: {tmp_path / 'out' / 'b.png'} already exists; pass "
+                                                  "--overwrite to replace\n")
+    assert (os.listdir(tmp_path / "out"), (tmp_path / "out" / "b.png").read_bytes()) == (["b.png"], b"earlier result")
+
+
+def test_translate_cli_overwrite_replaces_an_existing_output(exported, tmp_path):
+    noise(40, 40).save(tmp_path / "p.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "p.png").write_bytes(b"earlier result")
+    assert translate_cli(exported[1], [tmp_path / "p.png"], tmp_path / "out", "--overwrite") == 0
+    assert Image.open(tmp_path / "out" / "p.png").size == (32, 32)
+
+
+def test_translate_cli_output_that_is_a_file(exported, tmp_path, capsys):
+    noise(40, 40).save(tmp_path / "p.png")
+    (tmp_path / "out").write_text("a file")
+    code = translate_cli(exported[1], [tmp_path / "p.png"], tmp_path / "out")
+    assert (code, capsys.readouterr().err) == (2, f"error: --output {tmp_path / 'out'} is a file, expected a folder\n")
+
+
+def test_translate_cli_never_replaces_an_input(exported, tmp_path, capsys):
+    noise(40, 40).save(tmp_path / "p.png")
+    code = translate_cli(exported[1], [tmp_path / "p.png"], tmp_path, "--overwrite")
+    assert (code, capsys.readouterr().err) == (2, f"error: {tmp_path / 'p.png'} is also an input; choose another "
+                                                  "--output\n")
