@@ -11,7 +11,8 @@ def main(argv=None):
     import tensorflow as tf
 
     from stargan_tf import distribute
-    from stargan_tf.solver import Solver
+    from stargan_tf.solver import Solver, TrainingError
+    from stargan_tf.stopping import TrainingStopped
 
     print(config)
     try:
@@ -22,9 +23,17 @@ def main(argv=None):
             solver.train()
         else:
             solver.test()
+    except TrainingStopped as e:  # SIGINT / SIGTERM: the solver saved and said how to continue
+        return e.exit_code
+    except KeyboardInterrupt:  # before the training loop, or a second Ctrl-C: stop at once
+        print("\nInterrupted: nothing saved since the last checkpoint.", file=sys.stderr)
+        return 130
     except (DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except tf.errors.OpError as e:  # e.g. a multi-worker peer died: say so instead of a long trace
         lines = [line for line in e.message.splitlines() if line.strip()]
         print(f"error: training stopped: {type(e).__name__}: {lines[0] if lines else e}", file=sys.stderr)

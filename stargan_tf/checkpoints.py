@@ -1,6 +1,11 @@
 """Finding checkpoints by step and rebuilding a trained generator from a model_save_dir."""
 
+import contextlib
+import glob
 import os
+import re
+import shutil
+import sys
 
 import tensorflow as tf
 
@@ -19,17 +24,82 @@ def available_steps(model_save_dir):
                   if f.startswith(prefix) and f.endswith(suffix) and f[len(prefix) : -len(suffix)].isdigit())
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read; the message names its file."""
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    return next((line for line in text.splitlines() if line.strip()), type(error).__name__)
+
+
+def problem(prefix):
+    """Why the checkpoint at `prefix` cannot be read (a torn or empty index, missing or empty data), or None."""
+    index = prefix + ".index"
+    try:
+        tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        return f"{index}: {_first_line(e)}"
+    shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
+    if not shards:
+        return f"{index}: its data file {os.path.basename(prefix)}.data-00000-of-00001 is missing"
+    empty = [s for s in shards if os.path.getsize(s) == 0]
+    if empty:
+        return f"{empty[0]}: empty data file"
+    return None
+
+
 def checkpoint_path(model_save_dir, step):
-    """Resolve `step` (an int or 'latest') to a checkpoint prefix in `model_save_dir`, or explain why not."""
+    """Resolve `step` (an int or 'latest') to a checkpoint prefix in `model_save_dir`, or explain why not.
+
+    'latest' is the newest readable checkpoint: unreadable ones (a run killed while writing) are skipped
+    with a warning naming them.
+    """
     steps = available_steps(model_save_dir)
     if step == "latest":
         if not steps:
             raise FileNotFoundError(f"no checkpoint in {model_save_dir} to resume, test or export from")
-        step = steps[-1]
+        for candidate in reversed(steps):
+            path = os.path.join(model_save_dir, f"{CHECKPOINT_NAME}-{candidate}")
+            reason = problem(path)
+            if reason is None:
+                return path
+            print(f"warning: skipping unreadable checkpoint {reason}", file=sys.stderr)
+        raise CheckpointError(f"no readable checkpoint in {model_save_dir} (steps {', '.join(map(str, steps))} "
+                              "are all damaged)")
     if step not in steps:
         shown = ", ".join(map(str, steps)) or "none"
         raise FileNotFoundError(f"no checkpoint for step {step} in {model_save_dir}; available steps: {shown}")
-    return os.path.join(model_save_dir, f"{CHECKPOINT_NAME}-{step}")
+    path = os.path.join(model_save_dir, f"{CHECKPOINT_NAME}-{step}")
+    reason = problem(path)
+    if reason is not None:
+        raise CheckpointError(f"checkpoint for step {step} cannot be read: {reason}; choose another step "
+                              f"(available: {', '.join(map(str, steps))})")
+    return path
+
+
+@contextlib.contextmanager
+def reading(path):
+    """Turn a failure while restoring from `path` (truncated or corrupt data) into a CheckpointError naming it."""
+    try:
+        yield
+    except (tf.errors.OpError, IndexError, OSError) as e:
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {_first_line(e)}); it "
+                              "is damaged or incomplete: choose another step") from None
+
+
+_TEMP_FOLDER = re.compile(re.escape(CHECKPOINT_NAME) + r"-\d+_temp$")
+
+
+def remove_temp_folders(model_save_dir):
+    """Delete the `ckpt-N_temp` folders a save interrupted by a crash leaves behind; returns their names."""
+    if not os.path.isdir(model_save_dir):
+        return []
+    stale = sorted(f for f in os.listdir(model_save_dir) if _TEMP_FOLDER.match(f)
+                   and os.path.isdir(os.path.join(model_save_dir, f)))
+    for name in stale:
+        shutil.rmtree(os.path.join(model_save_dir, name), ignore_errors=True)
+    return stale
 
 
 def checkpoint_step(path):
@@ -47,7 +117,8 @@ EMA_KEY, RAW_KEY = "generator_ema", "generator"
 
 def has_ema(path):
     """Does the checkpoint at prefix `path` hold a moving average of the generator?"""
-    return any(name.startswith(EMA_KEY + "/") for name, _ in tf.train.list_variables(path))
+    with reading(path):
+        return any(name.startswith(EMA_KEY + "/") for name, _ in tf.train.list_variables(path))
 
 
 def generator_key(path, which="auto"):
@@ -67,7 +138,8 @@ def generator_key(path, which="auto"):
 def load_generator_weights(generator, path, which="auto"):
     """Load the generator entry `which` of checkpoint `path` into `generator`; returns the entry's name."""
     key = generator_key(path, which)
-    tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()
+    with reading(path):
+        tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()
     return key
 
 

@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+import math
 import os
 
 DEFAULT_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
@@ -71,6 +72,7 @@ class StarGANConfig:
     eval_images: int = 1000  # size of the fixed held-out subset --eval_step translates
     eval_dir: str | None = None  # held-out images of a folder dataset for --eval_step (one folder per class)
     random_flip: bool = True  # the official augmentation; off for classes whose mirror image is another class
+    skip_bad_images: bool = False  # a training image that cannot be decoded: False stops the run (saved), True skips it
     # Scale-out and speed.
     distribution_strategy: str = "auto"  # default | mirrored | multi_worker; auto: mirrored on 2+ GPUs
     cpu_devices: int = 0  # split the CPU into this many logical devices (to run `mirrored` without GPUs)
@@ -137,6 +139,17 @@ class StarGANConfig:
             raise ValueError(f"--cpu_devices must be 0 or more, got {self.cpu_devices}")
         if not 0.0 <= self.g_ema_decay < 1.0:
             raise ValueError(f"--g_ema_decay must lie in [0, 1) (0 turns the average off), got {self.g_ema_decay}")
+        for name in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be a finite number >= 0, got {getattr(self, name)}")
+        for name in ("g_lr", "d_lr"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be a finite number > 0, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"--{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.collective_timeout is not None and not self.collective_timeout > 0:
+            raise ValueError(f"--collective_timeout must be a number of seconds > 0, got {self.collective_timeout}")
         if self.test_size is not None and self.test_size < 0:
             raise ValueError(f"--test_size must be 0 or more, got {self.test_size}")
         return self
@@ -241,6 +254,8 @@ _HELP = {
     "eval_dir": "folder datasets: held-out images for --eval_step, one folder per class (the training classes)",
     "random_flip": "flip training images left-right at random (the official default); turn it off when a "
                    "mirrored image belongs to another class or to none (digits, text, signs, asymmetric objects)",
+    "skip_bad_images": "a training image that cannot be decoded: false stops the run after saving a checkpoint and "
+                       "names the file; true skips it (named and counted) and trains on",
     "distribution_strategy": "default (one device), mirrored (local GPUs, or --cpu_devices), multi_worker "
                              "(TF_CONFIG); auto: mirrored when more than one GPU is visible",
     "cpu_devices": "split the CPU into N logical devices so that --distribution_strategy mirrored runs without GPUs",

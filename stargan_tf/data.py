@@ -22,8 +22,17 @@ def read_attribute_file(attr_path, selected_attrs):
     """
     if not os.path.isfile(attr_path):
         raise DataError(f"--attr_path {attr_path}: no such file")
-    with open(attr_path) as f:
-        lines = [line.rstrip("\r\n") for line in f]
+    with open(attr_path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark (as some editors write) is not part of the count
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{attr_path}, line {line}: not UTF-8 text (byte "
+                        f"{raw[e.start]:#x}); save the file as UTF-8 or ASCII") from None
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    if lines[-1] == "":
+        lines.pop()
     if len(lines) < 2:
         raise DataError(f"{attr_path}: expected a count line and an attribute-name line, found {len(lines)} line(s)")
     names = lines[1].split()
@@ -268,7 +277,34 @@ def other_class_targets(labels, seed):
 
 def _epoch_order(num_files, seed, epoch):
     """The file order of one epoch: a stateless permutation derived from (seed, epoch)."""
-    return tf.argsort(tf.random.stateless_uniform([num_files], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))
+    seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.argsort(tf.random.stateless_uniform([num_files], seed=seed))
+
+
+def _pipeline_files(paths, seed, shard):
+    """The files one input pipeline reads (every `num_pipelines`-th) and its own seed."""
+    num_pipelines, index = shard
+    return list(paths)[index::num_pipelines], int(seed) + 7919 * index
+
+
+def batch_paths(paths, seed, batch_size, batch_index, shard=(1, 0)):
+    """The files of batch `batch_index` of `train_dataset(paths, ..., batch_size, seed, shard=shard)`: the
+    candidates to check when that batch fails to decode (the pipeline's error does not name the file)."""
+    files, seed = _pipeline_files(paths, seed, shard)
+    found = []
+    for position in range(batch_index * batch_size, (batch_index + 1) * batch_size):
+        epoch, offset = divmod(position, len(files))
+        found.append(files[int(_epoch_order(len(files), seed, epoch)[offset])])
+    return found
+
+
+def undecodable(path, crop_size, image_size):
+    """Why `path` cannot be loaded as a training image (the error's first line), or None when it can."""
+    try:
+        load_image(path, crop_size, image_size)
+    except tf.errors.OpError as e:
+        return next((line for line in e.message.splitlines() if line.strip()), type(e).__name__)
+    return None
 
 
 def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_parallel_calls=None,
@@ -285,12 +321,11 @@ def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_pa
     """
     parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     num_pipelines, index = shard
-    paths = list(paths)[index::num_pipelines]
+    paths, seed = _pipeline_files(paths, seed, shard)
     labels = np.asarray(labels, np.float32)[index::num_pipelines]
     n = len(paths)
     if n == 0:
         raise DataError(f"input pipeline {index} of {num_pipelines} has no training images")
-    seed = int(seed) + 7919 * index
     first = start_batch * batch_size
     first_epoch, offset = divmod(first, n)
     order = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(
@@ -334,6 +369,38 @@ DECODABLE = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 UNSUPPORTED = (".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".heic")
 
 
+def _inside(path, folder):
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _class_files(folder, real_root, own, class_dirs):
+    """The files below one class folder, sorted, following symlinks at most once per real folder.
+
+    Hidden files and folders (`.DS_Store`, macOS `._x.jpg`) are skipped, and so is anything whose real
+    location is another class's folder or above the dataset root (a link loop such as `red/loop -> ..`).
+    """
+    visited, files = set(), []
+    others = [d for d in class_dirs if d != own and not _inside(own, d)]
+
+    def allowed(real):
+        return not any(_inside(real, d) for d in others) and not _inside(real_root, real)
+
+    for current, subdirs, names in os.walk(folder, followlinks=True):
+        visited.add(os.path.realpath(current))
+        keep = []
+        for d in sorted(subdirs):
+            real = os.path.realpath(os.path.join(current, d))
+            if not d.startswith(".") and real not in visited and allowed(real):
+                visited.add(real)
+                keep.append(d)
+        subdirs[:] = keep
+        for f in sorted(names):
+            path = os.path.join(current, f)
+            if not f.startswith(".") and allowed(os.path.realpath(path)):
+                files.append(path)
+    return files
+
+
 def read_class_folders(root, option="--rafd_image_dir"):
     """A folder-per-class dataset (the official RaFD / ImageFolder layout): (paths, one-hot labels, classes).
 
@@ -354,20 +421,19 @@ def read_class_folders(root, option="--rafd_image_dir"):
     if len(classes) < 2:
         raise DataError(f"{option} {root}: expected one sub-folder per class (at least two), found "
                         f"{len(classes)}: {', '.join(classes) or 'none'}")
+    real_root = os.path.realpath(root)
+    class_dirs = [os.path.realpath(os.path.join(root, name)) for name in classes]
     paths, indices, skipped = [], [], 0
     for index, name in enumerate(classes):
         found = []
-        for folder, subdirs, files in os.walk(os.path.join(root, name), followlinks=True):
-            subdirs.sort()
-            for f in sorted(files):
-                path = os.path.join(folder, f)
-                if f.lower().endswith(UNSUPPORTED):
-                    raise DataError(f"{path}: {os.path.splitext(f)[1]} images cannot be decoded; convert to PNG or "
-                                    "JPEG (supported: " + ", ".join(DECODABLE) + ")")
-                if f.lower().endswith(DECODABLE):
-                    found.append(path)
-                else:
-                    skipped += 1
+        for path in _class_files(os.path.join(root, name), real_root, class_dirs[index], class_dirs):
+            if path.lower().endswith(UNSUPPORTED):
+                raise DataError(f"{path}: {os.path.splitext(path)[1]} images cannot be decoded; convert to PNG or "
+                                "JPEG (supported: " + ", ".join(DECODABLE) + ")")
+            if path.lower().endswith(DECODABLE):
+                found.append(path)
+            else:
+                skipped += 1
         if not found:
             raise DataError(f"{option}: class folder {os.path.join(root, name)} holds no images "
                             f"({', '.join(DECODABLE)})")

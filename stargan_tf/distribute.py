@@ -10,6 +10,7 @@ folders that are deleted afterwards.
 import json
 import os
 import shutil
+import signal
 import tempfile
 
 import tensorflow as tf
@@ -89,3 +90,27 @@ def tf_config():
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos})") from None
+
+
+def num_workers(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return sum(len(tasks) for kind, tasks in spec.items() if kind in ("chief", "worker")) or 1
+
+
+class StopVote:
+    """The signal any worker was asked to stop with (0: none), agreed by all: a collective on multi-worker
+    runs, so that every worker calls it at the same iteration and all stop at the same step."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+        self._collective = num_workers(strategy) > 1
+        if self._collective:
+            self._sum = tf.function(lambda flags: strategy.reduce(
+                tf.distribute.ReduceOp.SUM, strategy.run(lambda f: f, args=(flags,)), axis=None))
+
+    def __call__(self, signum, signals=(signal.SIGINT, signal.SIGTERM)):
+        if not self._collective:
+            return signum
+        counts = self._sum(tf.constant([float(signum == s) for s in signals]))
+        return next((s for s, n in zip(signals, counts.numpy(), strict=True) if n > 0), 0)

@@ -1,8 +1,10 @@
 """The training and test loops around the train steps: data, logging, samples, checkpoints, TensorBoard."""
 
+import contextlib
 import datetime
 import os
 import random
+import tempfile
 import time
 
 import keras
@@ -10,9 +12,19 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import data, distribute, domains, images, measures
-from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps, checkpoint_path, has_ema, load_generator_weights
+from stargan_tf.checkpoints import (
+    CHECKPOINT_NAME,
+    available_steps,
+    checkpoint_path,
+    has_ema,
+    load_generator_weights,
+    reading,
+    remove_temp_folders,
+)
 from stargan_tf.config import load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
+from stargan_tf.lock import FolderLock
+from stargan_tf.stopping import StopSignals, TrainingStopped, signal_name
 from stargan_tf.training import StarGANTrainer
 
 
@@ -40,6 +52,47 @@ def progress_line(step, total, start_step, elapsed, terms):
     return line + "".join(f" | {k}: {v:.4f}" for k, v in terms.items())
 
 
+def run_seed(config):
+    """The seed of this run: a resumed run continues with the seed config.json recorded (an explicit --seed
+    that differs is an error: it would change the data stream mid-run), a new run uses --seed or draws one."""
+    path = os.path.join(config.model_save_dir, "config.json")
+    if config.mode == "train" and config.resume_iters is not None and os.path.exists(path):
+        stored = load_config(config.model_save_dir).seed
+        if stored is not None:
+            if config.seed is not None and config.seed != stored:
+                raise ValueError(f"--seed {config.seed} differs from the seed {stored} recorded in {path}; a resumed "
+                                 "run continues the recorded random stream: omit --seed (or pass the recorded one)")
+            return stored
+    return random.SystemRandom().randrange(2**31) if config.seed is None else config.seed
+
+
+def check_writable(folders):
+    """Create each (option, folder) and write a probe file into it, so an unusable folder fails before the
+    first step instead of at the first save."""
+    for option, folder in folders:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+                pass
+        except OSError as e:
+            raise ValueError(f"{option} {folder}: cannot write there ({e.strerror or e})") from None
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a loss that is not finite); the message names the step and what to do."""
+
+
+def check_finite(terms, step, last_checkpoint):
+    """Stop at the first step whose loss terms are not all finite, before anything is saved from it."""
+    values = list(terms.values())
+    if bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in values])):
+        return
+    bad = ", ".join(f"{k} = {float(v)}" for k, v in terms.items() if not np.isfinite(float(v)))
+    kept = f"the last checkpoint, {last_checkpoint}, holds finite weights" if last_checkpoint else "nothing was saved"
+    raise TrainingError(f"step {step}: {bad}; training stopped without saving ({kept}). Lower --g_lr / --d_lr, "
+                        "check the --lambda_* weights, or look for broken images")
+
+
 class DatasetSource:
     """One dataset's files: training (paths, labels) and test (paths, labels), its crop size and its name."""
 
@@ -52,8 +105,7 @@ class Solver:
 
     def __init__(self, config, strategy=None):
         self.config = prepare_dataset_paths(config)
-        if config.seed is None:
-            config.seed = random.SystemRandom().randrange(2**31)
+        config.seed = run_seed(config)
         self.sources = self._read_sources()
         config.validate()
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -64,6 +116,7 @@ class Solver:
         self.G, self.D = self.trainer.G, self.trainer.D
         self.ckpt = self.trainer.checkpoint()
         self._translate = tf.function(self._generate)
+        self._streams = {}
 
     # ------------------------------------------------------------------ helpers
     def _generate(self, inputs, training=False):
@@ -117,7 +170,12 @@ class Solver:
             columns.append(self._translate([tf.convert_to_tensor(x), tf.convert_to_tensor(c_trg)]).numpy())
         return images.grid(columns)
 
+    def _stream_seed(self, source):
+        return self.config.seed + 104729 * self.layout.datasets.index(source.name)
+
     def _input(self, source, start_step):
+        """The distributed stream of `source`'s training batches from `start_step` (recorded in `_streams`
+        with its pipeline layout, to find the files of a batch that fails to decode)."""
         cfg = self.config
         replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
@@ -126,15 +184,24 @@ class Solver:
         layout, name = self.layout, source.name
 
         def input_fn(ctx):
+            shard = (ctx.num_input_pipelines, ctx.input_pipeline_id)
+            batch = ctx.get_per_replica_batch_size(cfg.batch_size)
+            self._streams[name] = (start_step, shard, batch, replicas // ctx.num_input_pipelines)
             return data.train_dataset(
-                paths, labels, source.crop_size, cfg.image_size, ctx.get_per_replica_batch_size(cfg.batch_size),
-                seed=cfg.seed + 104729 * layout.datasets.index(name), num_parallel_calls=cfg.num_workers,
-                shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), start_batch=start_step,
+                paths, labels, source.crop_size, cfg.image_size, batch, seed=self._stream_seed(source),
+                num_parallel_calls=cfg.num_workers, shard=shard, start_batch=start_step,
                 labels_to_model=lambda part: layout.encode(name, part), random_flip=cfg.random_flip,
                 other_class=cfg.target_sampling == "other" and layout.spec(name).one_hot,
             )
 
         return iter(self.strategy.distribute_datasets_from_function(input_fn))
+
+    def _batch_files(self, source, step):
+        """The training files this worker reads for `step` of `source` (all its local replicas)."""
+        first, shard, batch, local = self._streams[source.name]
+        index = first + (step - first) * local
+        return [p for i in range(index, index + local)
+                for p in data.batch_paths(source.train[0], self._stream_seed(source), batch, i, shard)]
 
     def _fixed_batches(self):
         """The first test images of each dataset (training images when its test split is empty)."""
@@ -148,11 +215,27 @@ class Solver:
 
     # ------------------------------------------------------------------ train
     def train(self):
+        """Train to `num_iters`; returns the last step. Holds `model_save_dir`'s lock throughout; SIGINT or
+        SIGTERM stop it after the running iteration with a checkpoint (TrainingStopped)."""
         cfg = self.config
         for source in self.sources:
             if len(source.train[0]) < cfg.batch_size:
                 raise ValueError(f"--batch_size {cfg.batch_size} is larger than the {len(source.train[0])} "
                                  f"{source.name} training images")
+        chief = self.locations.chief
+        if chief:
+            check_writable(self._output_folders())
+        with FolderLock(cfg.model_save_dir) if chief else contextlib.nullcontext():
+            return self._train(chief)
+
+    def _output_folders(self):
+        cfg = self.config
+        folders = [("--model_save_dir", cfg.model_save_dir), ("--sample_dir", cfg.sample_dir)]
+        return folders + ([("--log_dir", cfg.log_dir)] if cfg.use_tensorboard else [])
+
+    def _train(self, chief):
+        cfg = self.config
+        for source in self.sources:
             print(f"{source.name}: training on {len(source.train[0])} images"
                   + (f", {len(source.test[0])} held out for test mode." if source.name == "CelebA" else "."))
         self.print_network()
@@ -160,6 +243,9 @@ class Solver:
               f"precision {self.trainer.precision}; XLA {'on' if self.trainer.jit_compile else 'off'}")
 
         start = 0
+        if chief:
+            for name in remove_temp_folders(cfg.model_save_dir):
+                print(f"Removed {os.path.join(cfg.model_save_dir, name)}, left by a save that did not finish")
         existing = available_steps(cfg.model_save_dir)
         if cfg.resume_iters is None and existing:
             raise ValueError(f"--model_save_dir {cfg.model_save_dir} already holds checkpoints (steps "
@@ -169,14 +255,14 @@ class Solver:
             self._check_stored_config()
             path = checkpoint_path(cfg.model_save_dir, cfg.resume_iters)
             print(f"Loading the trained models from {path}...")
-            if self.trainer.G_ema is not None and not has_ema(path):
-                self.trainer.checkpoint(with_ema=False).restore(path).assert_existing_objects_matched()
-                self.trainer.reset_ema()
-                print(f"{path} holds no moving average of G: it starts from the restored G")
-            else:
-                self.ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+            with reading(path):
+                if self.trainer.G_ema is not None and not has_ema(path):
+                    self.trainer.checkpoint(with_ema=False).restore(path).assert_existing_objects_matched()
+                    self.trainer.reset_ema()
+                    print(f"{path} holds no moving average of G: it starts from the restored G")
+                else:
+                    self.ckpt.restore(path).expect_partial().assert_existing_objects_matched()
             start = int(self.trainer.step.numpy())
-        chief = self.locations.chief
         if chief:
             save_config(cfg, cfg.model_save_dir)
         # Every worker saves (the save is a collective), but only the chief into model_save_dir.
@@ -187,39 +273,88 @@ class Solver:
         held_out = self._held_out() if cfg.eval_step and chief else None
         streams = {source.name: self._input(source, start) for source in self.sources}
         latest = {}  # the last value of every loss term: G's terms change only every n_critic steps
+        vote = distribute.StopVote(self.strategy)
+        self.skipped_images = []
         print("Start training...")
         t0, step = time.time(), start
         try:
-            for step in range(start, cfg.num_iters):
-                latest.update(self.trainer.train_step({name: next(it) for name, it in streams.items()}))
-                done = step + 1
-                if done % cfg.log_step == 0 and chief:
-                    values = {k: float(v) for k, v in latest.items()}
-                    print(progress_line(done, cfg.num_iters, start, time.time() - t0, values), flush=True)
-                    if writer is not None:
-                        self._log_scalars(writer, values, done)
-                if done % cfg.sample_step == 0 and chief:
-                    self._save_sample(writer, fixed, done)
-                if held_out and done % cfg.eval_step == 0:
-                    self._evaluate(writer, held_out, done)
-                if done % cfg.model_save_step == 0:
-                    path = manager.save(checkpoint_number=done)
-                    print(f"Saved model checkpoint {path}")
-            step = cfg.num_iters
+            with StopSignals() as signals:
+                while step < cfg.num_iters:
+                    signum = vote(signals.requested)
+                    if signum:
+                        self._stop(manager, step, start, signum)
+                    try:
+                        batch = {name: next(it) for name, it in streams.items()}
+                    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+                        streams = self._bad_batch(e, streams, manager, step, start)
+                        continue
+                    terms = self.trainer.train_step(batch)
+                    check_finite(terms, step + 1, manager.latest_checkpoint)
+                    latest.update(terms)
+                    step += 1
+                    if step % cfg.log_step == 0 and chief:
+                        values = {k: float(v) for k, v in latest.items()}
+                        print(progress_line(step, cfg.num_iters, start, time.time() - t0, values), flush=True)
+                        if writer is not None:
+                            self._log_scalars(writer, values, step)
+                    if step % cfg.sample_step == 0 and chief:
+                        self._save_sample(writer, fixed, step)
+                    if held_out and step % cfg.eval_step == 0:
+                        self._evaluate(writer, held_out, step)
+                    if step % cfg.model_save_step == 0:
+                        print(f"Saved model checkpoint {manager.save(checkpoint_number=step)}")
             if step % cfg.model_save_step and step > start:
-                path = manager.save(checkpoint_number=step)
-                print(f"Saved final model checkpoint {path}")
-        except KeyboardInterrupt:
-            step = int(self.trainer.step.numpy())
-            print(f"\nInterrupted at step {step}: saving a checkpoint before exiting.")
-            path = manager.save(checkpoint_number=step)
-            print(f"Saved model checkpoint {path}; continue with --resume_iters {step}")
-            raise
+                print(f"Saved final model checkpoint {manager.save(checkpoint_number=step)}")
+            if self.skipped_images:
+                print(f"Skipped {len(self.skipped_images)} training image(s) that cannot be decoded: "
+                      + ", ".join(self.skipped_images))
         finally:
             if writer is not None:
                 writer.flush()
             self.locations.cleanup()  # a non-chief worker's throw-away folders, also when training fails
         return step
+
+    def _save_now(self, manager, step, start):
+        """A checkpoint at `step` unless nothing was trained since the run started; its path or None."""
+        return manager.save(checkpoint_number=step) if step > start else None
+
+    def _stop(self, manager, step, start, signum):
+        path = self._save_now(manager, step, start)
+        name = signal_name(signum)
+        saved = f"saved {path}" if path else "nothing trained since the start, nothing saved"
+        message = (f"Stopped by {name} at step {step} ({saved}). Continue with: --resume_iters latest "
+                   "(and the same options)")
+        print(message, flush=True)
+        raise TrainingStopped(signum, step, message)
+
+    def _bad_batch(self, error, streams, manager, step, start):
+        """A training batch failed to decode: name the file, then skip it (--skip_bad_images) or save and stop."""
+        cfg = self.config
+        bad = []
+        for source in self.sources:
+            for path in self._batch_files(source, step):
+                reason = data.undecodable(path, source.crop_size, cfg.image_size)
+                if reason:
+                    bad.append((source, path, reason))
+        first_line = next((line for line in error.message.splitlines() if line.strip()), type(error).__name__)
+        if not bad:
+            path = self._save_now(manager, step, start)
+            raise data.DataError(f"the training batch of step {step + 1} failed ({first_line}) and no single file "
+                                 f"of it could be blamed; {f'saved {path}' if path else 'nothing to save'}")
+        if not cfg.skip_bad_images:
+            path = self._save_now(manager, step, start)
+            saved = f"saved {path} first" if path else "nothing trained since the start, nothing saved"
+            raise data.DataError(f"{bad[0][1]}: cannot be decoded ({bad[0][2]}); training stopped at step {step} "
+                                 f"({saved}). Replace or remove the file and continue with --resume_iters latest, "
+                                 "or pass --skip_bad_images True to skip such files")
+        streams = dict(streams)
+        for source, path, reason in bad:
+            keep = [i for i, p in enumerate(source.train[0]) if p != path]
+            source.train = ([source.train[0][i] for i in keep], source.train[1][keep])
+            self.skipped_images.append(path)
+            print(f"Skipped {path}: cannot be decoded ({reason}); {len(self.skipped_images)} skipped so far")
+            streams[source.name] = self._input(source, step)
+        return streams
 
     def _log_scalars(self, writer, values, step):
         g_lr = float(self.trainer.g_optimizer.learning_rate.numpy())

@@ -103,8 +103,8 @@ def test_two_workers_train_to_identical_weights(tmp_path):
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
     # Only the chief (worker 0) wrote into the real folders.
-    assert sorted(os.listdir(tmp_path / "models")) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index",
-                                                       "config.json"]
+    assert sorted(os.listdir(tmp_path / "models")) == [".lock", "checkpoint", "ckpt-6.data-00000-of-00001",
+                                                       "ckpt-6.index", "config.json"]
     assert os.listdir(tmp_path / "samples") == ["6-images.png"]
     assert throw_away_folders(tmp_path) == []  # worker 1's were deleted at the end
 

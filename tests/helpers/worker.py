@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 from stargan_tf import distribute  # noqa: E402
 from stargan_tf.config import StarGANConfig  # noqa: E402
 from stargan_tf.solver import Solver  # noqa: E402
+from stargan_tf.stopping import TrainingStopped  # noqa: E402
 
 demo_dir, out_dir, num_iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
 task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
@@ -25,7 +26,10 @@ config = StarGANConfig(
     result_dir=os.path.join(out_dir, "results"),
 ).validate()
 solver = Solver(config, strategy)
-solver.train()
+try:
+    solver.train()
+except TrainingStopped as stopped:  # SIGTERM / SIGINT: saved at a step every worker agreed on
+    sys.exit(stopped.exit_code)
 np.savez(os.path.join(out_dir, f"weights_{task}.npz"), *solver.G.get_weights(), *solver.D.get_weights(),
          *solver.trainer.G_ema.get_weights())
 print(f"worker {task} done", flush=True)
