@@ -8,9 +8,10 @@ DEMO_DIR ?= demo_run
 
 .PHONY: demo test lint venv clean-demo
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 # Test tools and the optional torch extra (CPU build) for importing official checkpoints.
@@ -27,7 +28,7 @@ demo: $(STAMP)
 	$(PY) train.py --dataset Demo --demo_dir $(DEMO_DIR)/data --image_size 32 \
 	  --g_conv_dim 32 --d_conv_dim 32 --g_repeat_num 4 --d_repeat_num 5 \
 	  --num_iters 4000 --num_iters_decay 2000 --lr_update_step 100 \
-	  --log_step 100 --sample_step 1000 --model_save_step 1000 --seed 0 \
+	  --log_step 100 --sample_step 1000 --model_save_step 1000 --eval_step 1000 --seed 0 \
 	  --log_dir $(DEMO_DIR)/logs --model_save_dir $(DEMO_DIR)/models \
 	  --sample_dir $(DEMO_DIR)/samples --result_dir $(DEMO_DIR)/results
 

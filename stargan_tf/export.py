@@ -1,11 +1,17 @@
-"""Export a trained generator into TF Serving's numbered-version layout: `<export_dir>/<version>/`."""
+"""Export a trained generator into TF Serving's numbered-version layout: `<export_dir>/<version>/`.
 
+Command line (`stargan-export`, `python export.py`): `--model_save_dir DIR --export_dir OUT [--test_iters N|latest]
+[--version V] [--max_pixels N]` writes OUT/<version>/ (version: the training step)."""
+
+import argparse
 import os
 import shutil
+import sys
 import tempfile
 
 from stargan_tf import data, serving
 from stargan_tf.checkpoints import label_metadata, restore_generator
+from stargan_tf.config import parse_step
 
 
 def directory_size(path):
@@ -50,3 +56,40 @@ def export_generator(model_save_dir, export_dir, step="latest", version=None, ov
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model_save_dir", required=True, help="directory with train.py's checkpoints and config.json")
+    parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step, or latest")
+    parser.add_argument("--export_dir", required=True, help="TF Serving model base path; the export goes in a "
+                                                            "numbered sub-folder")
+    parser.add_argument("--version", type=int, default=None, help="version folder number (default: the step)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
+                        help="the moving average of G (ema), the trained G (raw), or auto: ema when the checkpoint "
+                             "holds one")
+    parser.add_argument("--max_pixels", type=int, default=None,
+                        help="largest image (width x height, read from its header) translate_bytes decodes; larger "
+                             "ones fail with InvalidArgumentError before decoding (default: 50,000,000, a 48 MP "
+                             "photo fits)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    max_pixels = data.MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    try:
+        path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite,
+                                args.generator, max_pixels)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Exported SavedModel to {path} ({directory_size(path) / 1e6:.1f} MB, images up to {max_pixels:,} "
+          "pixels); signatures: serving_default, translate_bytes, metadata")
+    return 0
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,11 +1,8 @@
 """Shared fixtures: quiet TensorFlow, a small generated CelebA-layout dataset, tiny configs."""
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import pytest  # noqa: E402
 

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import export as export_cli
 from stargan_tf import data, serving, translate
+from stargan_tf import export as export_cli
 from stargan_tf.export import export_generator
 from stargan_tf.solver import Solver
 from tests.conftest import tiny_config

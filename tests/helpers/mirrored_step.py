@@ -2,12 +2,8 @@
 global batch and random draws; print the largest relative weight difference per model as JSON."""
 
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from stargan_tf import distribute  # noqa: E402
+from stargan_tf import distribute
 
 distribute.split_cpu(2)
 

@@ -5,14 +5,12 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from stargan_tf import distribute  # noqa: E402
-from stargan_tf.config import StarGANConfig  # noqa: E402
-from stargan_tf.solver import Solver  # noqa: E402
-from stargan_tf.stopping import TrainingStopped  # noqa: E402
+from stargan_tf import distribute
+from stargan_tf.config import StarGANConfig
+from stargan_tf.solver import Solver
+from stargan_tf.stopping import TrainingStopped
 
 demo_dir, out_dir, num_iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
 task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]

@@ -1,0 +1,45 @@
+"""Train or test StarGAN from the command line (`stargan-train`, `python train.py`): the official main.py flags."""
+
+import sys
+
+from stargan_tf.config import parse_config
+from stargan_tf.data import DataError
+
+
+def main(argv=None):
+    config = parse_config(argv)
+    import tensorflow as tf
+
+    from stargan_tf import distribute
+    from stargan_tf.solver import Solver, TrainingError
+    from stargan_tf.stopping import TrainingStopped
+
+    print(config)
+    try:
+        distribute.split_cpu(config.cpu_devices)
+        strategy = distribute.make_strategy(config.distribution_strategy, config.collective_timeout)
+        solver = Solver(config, strategy)
+        if config.mode == "train":
+            solver.train()
+        else:
+            solver.test()
+    except TrainingStopped as e:  # SIGINT / SIGTERM: the solver saved and said how to continue
+        return e.exit_code
+    except KeyboardInterrupt:  # before the training loop, or a second Ctrl-C: stop at once
+        print("\nInterrupted: nothing saved since the last checkpoint.", file=sys.stderr)
+        return 130
+    except (DataError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except tf.errors.OpError as e:  # e.g. a multi-worker peer died: say so instead of a long trace
+        lines = [line for line in e.message.splitlines() if line.strip()]
+        print(f"error: training stopped: {type(e).__name__}: {lines[0] if lines else e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
