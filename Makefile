@@ -14,9 +14,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Test tools and the optional torch extra (CPU build) for importing official checkpoints.
-$(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-convert.txt
+# Test tools, the optional torch extra (CPU build) for importing official checkpoints and the faces extra (mtcnn).
+$(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt requirements-faces.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-convert.txt -r requirements-faces.txt
 	touch $(DEV_STAMP)
 
 venv: $(STAMP)

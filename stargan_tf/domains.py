@@ -55,11 +55,14 @@ def class_spec(class_names):
 
 
 def set_attribute(spec, labels, index, value=1.0):
-    """Return a copy of `labels` (N, dim) with entry `index` set; setting a group member clears the others."""
+    """Return a copy of `labels` (N, dim) with entry `index` set to `value`; the other members of its exclusive group
+    are scaled by (1 - value): 1 clears them, 0 leaves them, and a fraction moves a one-colour label part-way to the
+    new colour (Black_Hair=1, then Blond_Hair=0.6: 0.4 black, 0.6 blond)."""
     out = np.array(labels, dtype=np.float32, copy=True)
     group = spec.group_of(index)
-    if group is not None and value > 0:
-        out[:, list(group)] = 0.0
+    if group is not None:
+        others = [i for i in group if i != index]
+        out[:, others] *= np.float32(1.0 - value)
     out[:, index] = value
     return out
 

@@ -19,8 +19,10 @@ def directory_size(path):
 
 
 def build_server(generator, config, max_pixels=data.MAX_PIXELS):
+    """The servable generator; its crop_size is the training crop of CelebA-layout images (folder datasets: theirs)."""
     names, groups, datasets = label_metadata(config)
-    return serving.GeneratorServer(generator, names, config.image_size, groups, datasets, max_pixels)
+    crop_size = config.rafd_crop_size if config.dataset == "RaFD" else config.celeba_crop_size
+    return serving.GeneratorServer(generator, names, config.image_size, groups, datasets, max_pixels, crop_size)
 
 
 def export_generator(model_save_dir, export_dir, step="latest", version=None, overwrite=False, which="auto",

@@ -4,7 +4,8 @@ Signatures (the contract clients rely on):
   serving_default: image float32 (N, H, W, 3) in [-1, 1], label float32 (N, c_dim) -> image (same layout)
   translate_bytes: image_bytes string (N,) JPEG/PNG/GIF/BMP of any size and mode, label -> image_bytes (N,) PNG
   metadata: () -> attribute_names string (c_dim,), image_size int32 (), exclusive_group int32 (c_dim,),
-            label_dataset string (c_dim,), max_pixels int64 () (added later: older exports lack it)
+            label_dataset string (c_dim,), max_pixels int64 (), crop_size int32 () (the last two added later: older
+            exports lack them; crop_size is the training crop of an aligned 178 x 218 face, see faces.py)
 Inputs are checked inside the graph, so a wrong shape, undecodable bytes or an image whose header declares more
 than max_pixels pixels raise InvalidArgumentError, the last before any pixel is decoded.
 """
@@ -53,7 +54,7 @@ class GeneratorServer(tf.Module):
     """Wraps a trained generator with the serving signatures and its label metadata."""
 
     def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None,
-                 max_pixels=data.MAX_PIXELS):
+                 max_pixels=data.MAX_PIXELS, crop_size=178):
         super().__init__(name="stargan_generator")
         if not isinstance(max_pixels, int) or max_pixels < 1:
             raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
@@ -64,6 +65,7 @@ class GeneratorServer(tf.Module):
         self.generator_variables = [getattr(v, "value", v) for v in generator.weights]
         object.__setattr__(self, "_generator", generator)  # called, not tracked
         self.image_size = int(image_size)
+        self.crop_size = int(crop_size)
         self.c_dim = c_dim
         self._names = tf.constant(list(attribute_names), tf.string)
         self._groups = tf.constant(list(exclusive_group or [-1] * c_dim), tf.int32)
@@ -113,7 +115,8 @@ class GeneratorServer(tf.Module):
     def _metadata(self):
         return {"attribute_names": tf.identity(self._names), "image_size": tf.constant(self.image_size, tf.int32),
                 "exclusive_group": tf.identity(self._groups), "label_dataset": tf.identity(self._datasets),
-                "max_pixels": tf.constant(self.max_pixels, tf.int64)}
+                "max_pixels": tf.constant(self.max_pixels, tf.int64),
+                "crop_size": tf.constant(self.crop_size, tf.int32)}
 
     def signatures(self):
         return {"serving_default": self.serving_default, "translate_bytes": self.translate_bytes,

@@ -1,17 +1,31 @@
 """Translate your own photos with an export (or a checkpoint directory).
 
   python -m stargan_tf.translate --export_dir OUT --input photo.jpg [more files or folders]
-      --source Black_Hair=1,Male=1,Young=1 --set Blond_Hair=1 --set Male=0 --output DIR [--grid]
-      [--overwrite] [--max_pixels N]
+      --source Black_Hair=1,Male=1,Young=1 --set Blond_Hair=1 --set Male=0 --output DIR [--grid | --strip NAME]
+      [--align_faces [--min_face_confidence P] [--fallback_center_crop]] [--overwrite] [--max_pixels N]
 
-`--source` gives the photo's own attributes (default: all 0); `--set` changes them (setting one member of
-an exclusive group, such as a hair colour, clears the others). `--grid` writes one grid per photo: the
-input, then one column per single-attribute change.
+`--source` gives the photo's own attributes (default: all 0); `--set` changes them. Values may be fractions in
+[0, 1] (`--set Blond_Hair=0.6`) and reach the model as given. Setting v on a member of an exclusive group (a hair
+colour) scales the group's other members by (1 - v): v = 1 clears them, and from Black_Hair=1 `--set
+Blond_Hair=0.6` gives 0.4 black and 0.6 blond. `--grid` writes one grid per photo: the input, then one column
+per single-attribute change. `--strip NAME` writes one strip per photo: the input, then the --set label with
+NAME at 0, 0.25, 0.5, 0.75 and 1.
 
-Outputs are named after the inputs: `d.jpg` -> `d.png` (`d-grid.png` with --grid). Inputs sharing a name
-apart from the extension keep it, so none overwrites another: `d.jpg` and `d.png` -> `d-jpg.png` and
-`d-png.png`; a name still taken gets -2, -3, ... in input order. Existing files are only replaced with
---overwrite, and that is checked for every output before any is written.
+Without --align_faces (the default) the model sees the photo's largest centred square, resized: right for
+photos already cropped like the training images (CelebA's aligned 178 x 218 faces) and for folder datasets.
+`--align_faces` (needs the faces extra: pip install "stargan-tf[faces]") finds every face with mtcnn (confidence
+>= --min_face_confidence, default 0.95), aligns each as CelebA did (the model's own training crop), translates it
+and pastes it back into the full-size photo (turned upright by its EXIF orientation, as viewers show it); pixels
+outside the feathered faces keep their bytes. With --grid or --strip it writes instead one row per face of aligned
+crops at the model's size (full photos side by side would be huge and show the change small). It is opt-in, not
+the default for CelebA-layout models, because it needs the extra and changes what is written (full photos, not
+model-size squares). A photo where no face is found stops the run, naming the file, before anything is written;
+with --fallback_center_crop its centre square is translated instead.
+
+Outputs are named after the inputs: `d.jpg` -> `d.png` (`d-grid.png` with --grid, `d-strip.png` with --strip).
+Inputs sharing a name apart from the extension keep it, so none overwrites another: `d.jpg` and `d.png` ->
+`d-jpg.png` and `d-png.png`; a name still taken gets -2, -3, ... in input order. Existing files are only replaced
+with --overwrite, and that is checked for every output before any is written.
 
 `--max_pixels`: images whose header declares more pixels (width x height) are refused before decoding
 (default: the export's own budget, or 50,000,000).
@@ -27,18 +41,22 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from stargan_tf import domains, images
+from stargan_tf import data, domains, faces, images
 from stargan_tf.data import DECODABLE, MAX_PIXELS
 from stargan_tf.serving import decode_square
+
+STRIP_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
-    def __init__(self, translate_bytes, names, groups, owners, image_size, max_pixels=None):
+    def __init__(self, translate_bytes, names, groups, owners, image_size, max_pixels=None, crop_size=None):
         self._translate_bytes = translate_bytes
         self.image_size = int(image_size)
         self.max_pixels = None if max_pixels is None else int(max_pixels)  # None: an export older than the budget
+        # An export older than the crop_size metadata: CelebA's default crop, as every earlier CelebA export.
+        self.crop_size = faces.DEFAULT_CROP_SIZE if crop_size is None else int(crop_size)
         self.layout = domains.LabelLayout.from_metadata(list(names), list(groups), list(owners))
         self.names = [n for n, o in zip(names, owners, strict=True) if o != domains.MASK]
 
@@ -62,6 +80,12 @@ class Translator:
         """PNG bytes of `image_bytes` translated to each row of `labels` (float32 (N, c_dim))."""
         out = self._translate_bytes(tf.constant(image_bytes), tf.constant(np.asarray(labels, np.float32)))
         return [bytes(b) for b in out.numpy()]
+
+    def translate_crops(self, crops, labels):
+        """uint8 squares (N, c, c, 3) translated to the rows of `labels`: uint8 (N, image_size, image_size, 3)."""
+        payloads = [tf.io.encode_png(crop).numpy() for crop in np.asarray(crops, np.uint8)]
+        return np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+                         for png in self.translate(payloads, labels)])
 
     def dataset_of(self, name):
         """The dataset whose part of the label holds `name`; a ValueError lists the valid names."""
@@ -100,7 +124,7 @@ def _metadata(metadata_fn):
     meta = {k: v.numpy() for k, v in metadata_fn().items()}
     decode = lambda values: [v.decode() for v in values]  # noqa: E731
     return (decode(meta["attribute_names"]), meta["exclusive_group"].tolist(), decode(meta["label_dataset"]),
-            meta["image_size"], meta.get("max_pixels"))
+            meta["image_size"], meta.get("max_pixels"), meta.get("crop_size"))
 
 
 def resolve_export(export_dir):
@@ -221,13 +245,77 @@ def pixel_budget(translator, requested):
     return requested
 
 
+def label_rows(translator, source_pairs, set_pairs, grid=False, strip=None):
+    """The full labels each photo is translated to, (R, dim): the --set label, every single change (--grid), or
+    the --set label with `strip` at each of STRIP_VALUES."""
+    layout = translator.layout
+    source_dataset, source, target_dataset, target = translator.labels(source_pairs, set_pairs)
+    if grid:
+        return np.concatenate(layout.targets(source_dataset, source[None]), axis=0)
+    if strip:
+        rows = []
+        for value in STRIP_VALUES:
+            _, _, dataset, label = translator.labels(source_pairs, [*set_pairs, (strip, value)])
+            rows.append(layout.encode(dataset, label[None]))
+        return np.concatenate(rows, axis=0)
+    return layout.encode(target_dataset, target[None])
+
+
+def find_faces(files, budget, min_confidence, fallback):
+    """{path: faces} for every photo, before anything is written: a photo without a face stops the run (its name
+    in the message) unless `fallback`, and then maps to []."""
+    found = {}
+    for path in files:
+        try:
+            pixels = faces.decode_photo(read_image(path, budget), budget)
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(f"{path}: {_reason(e)}") from None
+        found[path] = faces.detect_faces(pixels, min_confidence)
+        if not found[path] and not fallback:
+            raise faces.NoFaceError(f"{path}: no face found (mtcnn confidence >= {min_confidence:g}); pass "
+                                    "--fallback_center_crop to translate its centre square instead, or a lower "
+                                    "--min_face_confidence")
+    return found
+
+
+def centre_square(translator, payload, rows, single, budget):
+    """The old path: PNG bytes of the photo's centre square translated (`single`), else the input and each
+    translation side by side as a uint8 array."""
+    outputs = translator.translate([payload] * len(rows), rows)
+    if single:
+        return outputs[0]
+    columns = [images.to_uint8(decode_square(tf.constant(payload), translator.image_size, budget).numpy())]
+    columns += [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in outputs]
+    return np.concatenate(columns, axis=1)
+
+
+def aligned_faces(translator, pixels, found, rows, single):
+    """uint8: the full photo with every face translated and pasted back (`single`), else one row per face of its
+    aligned model input and each translation."""
+    crop_size = translator.crop_size
+    if single:
+        return faces.translate_photo(pixels, found, lambda crops: translator.translate_crops(
+            crops, np.repeat(rows, len(crops), axis=0)), crop_size)
+    strips = []
+    for face in found:
+        crop = faces.training_crop(faces.align(pixels, face), crop_size)
+        model_input = images.to_uint8(data.preprocess(tf.constant(crop), None, translator.image_size).numpy())
+        strips.append(np.concatenate([model_input, *translator.translate_crops([crop] * len(rows), rows)], axis=1))
+    return np.concatenate(strips, axis=0)
+
+
 def run(args):
     if bool(args.export_dir) == bool(args.model_save_dir):
         raise ValueError("give exactly one of --export_dir or --model_save_dir")
+    if args.grid and args.strip:
+        raise ValueError("--grid and --strip each write one image per photo; choose one")
+    if (args.fallback_center_crop or args.min_face_confidence is not None) and not args.align_faces:
+        raise ValueError("--fallback_center_crop and --min_face_confidence apply only with --align_faces")
     if os.path.isfile(args.output):
         raise ValueError(f"--output {args.output} is a file, expected a folder")
     files = collect_inputs(args.input)
-    targets = [os.path.join(args.output, n) for n in output_names(files, "-grid.png" if args.grid else ".png")]
+    suffix = "-grid.png" if args.grid else "-strip.png" if args.strip else ".png"
+    targets = [os.path.join(args.output, n) for n in output_names(files, suffix)]
     check_outputs(files, targets, args.overwrite)
     translator = (Translator.from_export(args.export_dir) if args.export_dir
                   else Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
@@ -235,25 +323,29 @@ def run(args):
     budget = pixel_budget(translator, args.max_pixels)
     source_pairs = [p for text in args.source for p in parse_assignments(text, "--source")]
     set_pairs = [p for text in args.set for p in parse_assignments(text, "--set")]
-    source_dataset, source, target_dataset, target = translator.labels(source_pairs, set_pairs)
-    layout = translator.layout
+    rows = label_rows(translator, source_pairs, set_pairs, args.grid, args.strip)
+    single = not (args.grid or args.strip)
+    min_confidence = faces.MIN_CONFIDENCE if args.min_face_confidence is None else args.min_face_confidence
+    if not 0.0 < min_confidence <= 1.0:
+        raise ValueError(f"--min_face_confidence must lie in (0, 1], got {min_confidence:g}")
+    found = find_faces(files, budget, min_confidence, args.fallback_center_crop) if args.align_faces else {}
     written = []
     for path, target_path in zip(files, targets, strict=True):
         payload = read_image(path, budget)
+        note = ""
         try:
-            if args.grid:
-                labels = np.concatenate(layout.targets(source_dataset, source[None]), axis=0)
-                outputs = translator.translate([payload] * len(labels), labels)
-                columns = [images.to_uint8(decode_square(tf.constant(payload), translator.image_size, budget).numpy())]
-                columns += [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in outputs]
-                out = images.save_png(target_path, np.concatenate(columns, axis=1))
+            if found.get(path):
+                note = f" ({len(found[path])} face{'s' if len(found[path]) > 1 else ''})"
+                out = images.save_png(target_path, aligned_faces(translator, faces.decode_photo(payload, budget),
+                                                                 found[path], rows, single))
             else:
-                png = translator.translate([payload], layout.encode(target_dataset, target[None]))[0]
-                out = images.write_atomic(target_path, png)
+                note = " (no face found: centre square)" if args.align_faces else ""
+                result = centre_square(translator, payload, rows, single, budget)
+                out = (images.write_atomic(target_path, result) if single else images.save_png(target_path, result))
         except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
             raise ValueError(f"{path}: {_reason(e)}") from None
         written.append(out)
-        print(f"{path} -> {out}")
+        print(f"{path} -> {out}{note}")
     return written
 
 
@@ -270,6 +362,17 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], help="attribute changes, e.g. Blond_Hair=1")
     parser.add_argument("--output", required=True, help="folder for the translated PNGs")
     parser.add_argument("--grid", action="store_true", help="write one grid per photo over every single change")
+    parser.add_argument("--strip", metavar="NAME", help="write one strip per photo: the input, then NAME at "
+                                                        "0, 0.25, 0.5, 0.75 and 1 on top of --set")
+    parser.add_argument("--align_faces", action="store_true",
+                        help="find faces (mtcnn), align each like CelebA, translate and paste back into the full "
+                             "photo (needs: pip install \"stargan-tf[faces]\")")
+    parser.add_argument("--min_face_confidence", type=float, default=None,
+                        help=f"with --align_faces: keep faces mtcnn scores at least this (default "
+                             f"{faces.MIN_CONFIDENCE})")
+    parser.add_argument("--fallback_center_crop", action="store_true",
+                        help="with --align_faces: translate the centre square of a photo where no face is found "
+                             "(default: stop with an error naming it)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     parser.add_argument("--max_pixels", type=int, default=None,
                         help="refuse images whose header declares more pixels (default: the export's budget)")
@@ -283,7 +386,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, faces.FacesExtraMissing) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

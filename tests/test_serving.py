@@ -75,7 +75,7 @@ FRESH_PROCESS = textwrap.dedent("""
     out["names"] = meta["attribute_names"].numpy().astype(str)
     out["size"] = meta["image_size"].numpy()
     out["groups"] = meta["exclusive_group"].numpy()
-    out["imported"] = np.array(["stargan_tf" in m for m in sys.modules]).any()
+    out["imported"] = np.array([m == "stargan_tf" or m.startswith("stargan_tf.") for m in sys.modules]).any()
     np.savez(sys.argv[3], **out)
 """)
 
@@ -137,7 +137,8 @@ def test_saved_model_cli_lists_exactly_the_signatures(exported):
                                                "image_size": ("DT_INT32", "()"),
                                                "exclusive_group": ("DT_INT32", "(5)"),
                                                "label_dataset": ("DT_STRING", "(5)"),
-                                               "max_pixels": ("DT_INT64", "()")}},
+                                               "max_pixels": ("DT_INT64", "()"),
+                                               "crop_size": ("DT_INT32", "()")}},
     }
 
 
