@@ -64,7 +64,10 @@ class StarGANTrainer:
     several datasets each iteration trains on a batch of each, in order, as the paper's joint training does.
     """
 
-    def __init__(self, config, layout=None, strategy=None):
+    def __init__(self, config, layout=None, strategy=None, *, generator=None, discriminator=None, g_optimizer=None,
+                 d_optimizer=None, step=None):
+        """`generator`, `discriminator`, the optimizers and the `step` variable are built from `config` when not given
+        (the command line's case); `stargan_tf.StarGAN` hands in its own (made under `strategy`'s scope)."""
         self.config = config
         self.layout = layout or domains.layout_for(config)
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -73,27 +76,52 @@ class StarGANTrainer:
         policy = hardware.POLICIES[self.precision]
         g_c_dim, d_c_dim = self.layout.dim, self.layout.cls_dim
         with self.strategy.scope():
-            self.G = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num, dtype=policy)
-            self.D = build_discriminator(config.image_size, d_c_dim, config.d_conv_dim, config.d_repeat_num,
-                                         dtype=policy)
-            self.g_optimizer = self._optimizer(config.g_lr)
-            self.d_optimizer = self._optimizer(config.d_lr)
-            self.g_optimizer.build(self.G.trainable_variables)
-            self.d_optimizer.build(self.D.trainable_variables)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.G = generator if generator is not None else build_generator(
+                config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num, dtype=policy)
+            self.D = discriminator if discriminator is not None else build_discriminator(
+                config.image_size, d_c_dim, config.d_conv_dim, config.d_repeat_num, dtype=policy)
+            g_made, d_made = g_optimizer is None, d_optimizer is None
+            g_optimizer = self._optimizer(config.g_lr) if g_made else g_optimizer
+            d_optimizer = self._optimizer(config.d_lr) if d_made else d_optimizer
+            self._use_optimizer("g", g_optimizer, config.g_lr if g_made else None)
+            self._use_optimizer("d", d_optimizer, config.d_lr if d_made else None)
+            self.step = step if step is not None else tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             # The moving average of G's weights (float32 whatever the precision), which samples, tests and
             # exports use when enabled; G itself keeps training.
             self.G_ema = None
             if config.g_ema_decay > 0:
-                self.G_ema = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num,
-                                             name="generator_ema", dtype="float32")
+                if generator is None:
+                    self.G_ema = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num,
+                                                 name="generator_ema", dtype="float32")
+                else:  # a generator handed in: the same architecture (Keras keeps variables float32 in any policy)
+                    self.G_ema = keras.models.clone_model(generator)
                 self.reset_ema()
         self._fns = {}
 
+    def use_optimizers(self, g_optimizer=None, d_optimizer=None):
+        """Train G and D with these optimizers from now on (None keeps the current one); call under the strategy's
+        scope. The learning-rate schedule starts from the rate each was given."""
+        for name, optimizer in (("g", g_optimizer), ("d", d_optimizer)):
+            if optimizer is not None:
+                self._use_optimizer(name, optimizer)
+
+    def _use_optimizer(self, name, optimizer, base_lr=None):
+        """Build `optimizer` for G's ('g') or D's ('d') weights and train with it; `base_lr` (default: its rate) is
+        where the schedule starts. With float16 it is wrapped in Keras' dynamic loss scaling (bfloat16 needs none)."""
+        if not hasattr(optimizer.learning_rate, "assign"):
+            raise ValueError(f"{name}_optimizer: pass a float learning rate, not a schedule: StarGAN sets the rates "
+                             "itself (constant, then linear to 0 over config.num_iters_decay; 0 keeps them constant)")
+        if self.precision == "fp16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        if not optimizer.built:
+            optimizer.build((self.G if name == "g" else self.D).trainable_variables)
+        setattr(self, f"{name}_optimizer", optimizer)
+        setattr(self, f"{name}_base_lr", float(optimizer.learning_rate.numpy()) if base_lr is None else base_lr)
+        self._fns = {}
+
     def _optimizer(self, lr):
-        """Adam (fused kernel); with float16, wrapped in Keras' dynamic loss scaling (bfloat16 needs none)."""
-        adam = FusedAdam(lr, beta_1=self.config.beta1, beta_2=self.config.beta2)
-        return keras.optimizers.LossScaleOptimizer(adam) if self.precision == "fp16" else adam
+        """The project's Adam (fused kernel) with the config's betas."""
+        return FusedAdam(lr, beta_1=self.config.beta1, beta_2=self.config.beta2)
 
     def _scaled(self, optimizer, loss):
         return optimizer.scale_loss(loss) if self.precision == "fp16" else loss
@@ -189,8 +217,8 @@ class StarGANTrainer:
     # ------------------------------------------------------------------ public API
     def set_learning_rates(self, step):
         cfg = self.config
-        g_lr = learning_rate_at(step, cfg.g_lr, cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step)
-        d_lr = learning_rate_at(step, cfg.d_lr, cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step)
+        g_lr = learning_rate_at(step, self.g_base_lr, cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step)
+        d_lr = learning_rate_at(step, self.d_base_lr, cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step)
         self.g_optimizer.learning_rate.assign(g_lr)
         self.d_optimizer.learning_rate.assign(d_lr)
         return g_lr, d_lr
