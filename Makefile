@@ -14,9 +14,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Test tools, the optional torch extra (CPU build) for importing official checkpoints and the faces extra (mtcnn).
-$(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt requirements-faces.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-convert.txt -r requirements-faces.txt
+# Test tools (playwright drives the system's Chromium: apt-get install chromium), the optional torch extra (CPU
+# build) for importing official checkpoints, the faces extra (mtcnn) and the app extra (gradio).
+$(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt requirements-faces.txt requirements-app.txt
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -r requirements-dev.txt \
+	  -r requirements-convert.txt -r requirements-faces.txt -r requirements-app.txt
 	touch $(DEV_STAMP)
 
 venv: $(STAMP)

@@ -8,10 +8,11 @@ import shutil
 import sys
 
 import tensorflow as tf
+from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
 from stargan_tf import domains
 from stargan_tf.config import load_config
-from stargan_tf.models import build_generator
+from stargan_tf.models import build_discriminator, build_generator
 
 CHECKPOINT_NAME = "ckpt"
 
@@ -113,6 +114,7 @@ def label_metadata(config):
 
 GENERATORS = ("auto", "ema", "raw")
 EMA_KEY, RAW_KEY = "generator_ema", "generator"
+DISCRIMINATOR_KEY = "discriminator"
 
 
 def has_ema(path):
@@ -154,3 +156,28 @@ def restore_generator(model_save_dir, step="latest", which="auto"):
                                 config.g_repeat_num)
     load_generator_weights(generator, path, which)
     return generator, config, checkpoint_step(path)
+
+
+def has_discriminator(path):
+    """Does the checkpoint at prefix `path` hold D (train.py's always do; a converted G-only one does not)? Read from
+    its object graph's root: D's variables are listed under the optimizer's path, not D's own."""
+    graph = TrackableObjectGraph()
+    with reading(path):
+        graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    return any(child.local_name == DISCRIMINATOR_KEY for child in graph.nodes[0].children)
+
+
+def restore_discriminator(model_save_dir, step, config=None):
+    """Rebuild D (float32) from config.json and load its weights from the checkpoint at `step` (an int or
+    'latest'); a ValueError when that checkpoint holds no discriminator."""
+    config = config or load_config(model_save_dir)
+    path = checkpoint_path(model_save_dir, step)
+    if not has_discriminator(path):
+        raise ValueError(f"{path} holds no discriminator, so no classifier can be exported; export without "
+                         "--include_classifier")
+    discriminator = build_discriminator(config.image_size, domains.layout_for(config).cls_dim, config.d_conv_dim,
+                                        config.d_repeat_num)
+    checkpoint = tf.train.Checkpoint(**{DISCRIMINATOR_KEY: discriminator})
+    with reading(path):
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    return discriminator

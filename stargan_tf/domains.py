@@ -85,6 +85,20 @@ def target_labels(spec, c_org):
     return targets
 
 
+def predicted_part(spec, probabilities):
+    """D's probabilities for one part (spec.dim,) -> its label as 0/1: attributes rounded, an exclusive group's most
+    likely member set when at least 0.5 (at most one hair colour), a one-hot spec's most likely class."""
+    probabilities = np.asarray(probabilities, np.float32)
+    label = (probabilities >= 0.5).astype(np.float32)
+    for group in spec.exclusive_groups:
+        members = list(group)
+        best = members[int(np.argmax(probabilities[members]))]
+        label[members] = 0.0
+        if spec.one_hot or probabilities[best] >= 0.5:
+            label[best] = 1.0
+    return label
+
+
 MASK = "mask"
 
 

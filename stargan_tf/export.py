@@ -1,7 +1,8 @@
 """Export a trained generator into TF Serving's numbered-version layout: `<export_dir>/<version>/`.
 
 Command line (`stargan-export`, `python export.py`): `--model_save_dir DIR --export_dir OUT [--test_iters N|latest]
-[--version V] [--max_pixels N]` writes OUT/<version>/ (version: the training step)."""
+[--version V] [--max_pixels N] [--include_classifier]` writes OUT/<version>/ (version: the training step).
+--include_classifier adds the `classify` signature and D's weights (translate --source auto, the app)."""
 
 import argparse
 import os
@@ -10,7 +11,7 @@ import sys
 import tempfile
 
 from stargan_tf import data, serving
-from stargan_tf.checkpoints import label_metadata, restore_generator
+from stargan_tf.checkpoints import label_metadata, restore_discriminator, restore_generator
 from stargan_tf.config import parse_step
 
 
@@ -18,19 +19,22 @@ def directory_size(path):
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
-def build_server(generator, config, max_pixels=data.MAX_PIXELS):
-    """The servable generator; its crop_size is the training crop of CelebA-layout images (folder datasets: theirs)."""
+def build_server(generator, config, max_pixels=data.MAX_PIXELS, discriminator=None):
+    """The servable generator (with D's `classify` when `discriminator` is given); its crop_size is the training crop
+    of CelebA-layout images (folder datasets: theirs)."""
     names, groups, datasets = label_metadata(config)
     crop_size = config.rafd_crop_size if config.dataset == "RaFD" else config.celeba_crop_size
-    return serving.GeneratorServer(generator, names, config.image_size, groups, datasets, max_pixels, crop_size)
+    return serving.GeneratorServer(generator, names, config.image_size, groups, datasets, max_pixels, crop_size,
+                                   discriminator)
 
 
 def export_generator(model_save_dir, export_dir, step="latest", version=None, overwrite=False, which="auto",
-                     max_pixels=data.MAX_PIXELS):
+                     max_pixels=data.MAX_PIXELS, include_classifier=False):
     """Restore G at `step` and write a SavedModel to `export_dir/<version>` (default: the training step).
 
     `which` generator: 'auto' (the moving average when the checkpoint holds one, else G), 'ema' or 'raw'.
     `max_pixels`: the largest image (width x height, from its header) `translate_bytes` decodes.
+    `include_classifier`: also store D (same step) and its `classify` signature; by default the export holds G only.
 
     The SavedModel is written into a hidden temporary folder beside the target and renamed into place
     when complete, so TF Serving (which only loads integer-named folders) never sees half an export.
@@ -38,6 +42,7 @@ def export_generator(model_save_dir, export_dir, step="latest", version=None, ov
     if not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
     generator, config, restored_step = restore_generator(model_save_dir, step, which)
+    discriminator = restore_discriminator(model_save_dir, restored_step, config) if include_classifier else None
     version = restored_step if version is None else version
     if not isinstance(version, int) or version < 0:
         raise ValueError(f"--version must be a non-negative integer (TF Serving's version folders), got {version!r}")
@@ -47,7 +52,7 @@ def export_generator(model_save_dir, export_dir, step="latest", version=None, ov
     os.makedirs(export_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
     try:
-        serving.save(build_server(generator, config, max_pixels), os.path.join(tmp, "model"))
+        serving.save(build_server(generator, config, max_pixels, discriminator), os.path.join(tmp, "model"))
         if os.path.exists(target):
             old = tempfile.mkdtemp(prefix=f".old-{version}-", dir=export_dir)
             os.replace(target, os.path.join(old, "model"))
@@ -75,6 +80,10 @@ def parse_args(argv=None):
                         help="largest image (width x height, read from its header) translate_bytes decodes; larger "
                              "ones fail with InvalidArgumentError before decoding (default: 50,000,000, a 48 MP "
                              "photo fits)")
+    parser.add_argument("--include_classifier", action="store_true",
+                        help="also export D's classification head as the `classify` signature (the photo's own "
+                             "attributes, for translate --source auto and the app); adds D's weights: 179 MB "
+                             "for the paper's 128x128 model, whose G takes 34 MB")
     return parser.parse_args(argv)
 
 
@@ -83,14 +92,14 @@ def main(argv=None):
     max_pixels = data.MAX_PIXELS if args.max_pixels is None else args.max_pixels
     try:
         path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite,
-                                args.generator, max_pixels)
+                                args.generator, max_pixels, args.include_classifier)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    signatures = "serving_default, translate_bytes, metadata" + (", classify" if args.include_classifier else "")
     print(f"Exported SavedModel to {path} ({directory_size(path) / 1e6:.1f} MB, images up to {max_pixels:,} "
-          "pixels); signatures: serving_default, translate_bytes, metadata")
+          f"pixels); signatures: {signatures}")
     return 0
-
 
 
 if __name__ == "__main__":

@@ -6,13 +6,16 @@ Signatures (the contract clients rely on):
   metadata: () -> attribute_names string (c_dim,), image_size int32 (), exclusive_group int32 (c_dim,),
             label_dataset string (c_dim,), max_pixels int64 (), crop_size int32 () (the last two added later: older
             exports lack them; crop_size is the training crop of an aligned 178 x 218 face, see faces.py)
+  classify (only in exports made with --include_classifier): image_bytes string (N,) -> probabilities float32
+            (N, c_dim): D's classification head on the same centre square translate_bytes sees; sigmoid per
+            attribute of a CelebA-layout part, softmax over a folder dataset's classes, 0 for the mask entries
 Inputs are checked inside the graph, so a wrong shape, undecodable bytes or an image whose header declares more
 than max_pixels pixels raise InvalidArgumentError, the last before any pixel is decoded.
 """
 
 import tensorflow as tf
 
-from stargan_tf import data
+from stargan_tf import data, domains
 
 
 def _assert_shape(tensor, expected, what):
@@ -54,7 +57,7 @@ class GeneratorServer(tf.Module):
     """Wraps a trained generator with the serving signatures and its label metadata."""
 
     def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None,
-                 max_pixels=data.MAX_PIXELS, crop_size=178):
+                 max_pixels=data.MAX_PIXELS, crop_size=178, discriminator=None):
         super().__init__(name="stargan_generator")
         if not isinstance(max_pixels, int) or max_pixels < 1:
             raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
@@ -78,6 +81,16 @@ class GeneratorServer(tf.Module):
             tf.TensorSpec([None], tf.string, name="image_bytes"),
             tf.TensorSpec([None, c_dim], tf.float32, name="label")])
         self.metadata = tf.function(self._metadata, input_signature=[])
+        self.classify = None
+        if discriminator is not None:  # D's weights are stored only then: exports stay G-only by default
+            self.discriminator_variables = [getattr(v, "value", v) for v in discriminator.weights]
+            object.__setattr__(self, "_discriminator", discriminator)
+            layout = domains.LabelLayout.from_metadata(list(attribute_names), list(exclusive_group or [-1] * c_dim),
+                                                       list(label_dataset or [""] * c_dim))
+            self._heads = [(spec.dim, spec.one_hot) for _, spec in layout.parts]
+            self._mask_width = c_dim - layout.cls_dim
+            self.classify = tf.function(self._classify, input_signature=[
+                tf.TensorSpec([None], tf.string, name="image_bytes")])
 
     def _check_label(self, label):
         shape_ok = _assert_shape(label, [None, self.c_dim], "label")
@@ -105,12 +118,32 @@ class GeneratorServer(tf.Module):
         image_bytes, label = _after(checks, image_bytes, label)
         # One image at a time: each is checked against the pixel budget, but a request holding several large ones
         # would still decode them side by side.
-        images = tf.map_fn(lambda b: decode_square(b, self.image_size, self.max_pixels), image_bytes,
-                           fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
-                           parallel_iterations=1)
+        images = self._decode_all(image_bytes)
         fake = self._generate(images, label)
         png = tf.map_fn(encode_png, fake, fn_output_signature=tf.TensorSpec([], tf.string))
         return {"image_bytes": png}
+
+    def _decode_all(self, image_bytes):
+        """Every image's centre square at the model's size, one decoded at a time (each checked on its budget)."""
+        return tf.map_fn(lambda b: decode_square(b, self.image_size, self.max_pixels), image_bytes,
+                         fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
+                         parallel_iterations=1)
+
+    def probabilities(self, logits):
+        """D's class logits (N, cls_dim) -> (N, c_dim): sigmoid or softmax per dataset's part, mask entries 0."""
+        parts = tf.split(tf.cast(logits, tf.float32), [dim for dim, _ in self._heads], axis=1)
+        out = [tf.nn.softmax(p, axis=1) if one_hot else tf.sigmoid(p)
+               for p, (_, one_hot) in zip(parts, self._heads, strict=True)]
+        return tf.concat([*out, tf.zeros([tf.shape(logits)[0], self._mask_width], tf.float32)], axis=1)
+
+    def _classify(self, image_bytes):
+        image_bytes, = _after([_assert_shape(image_bytes, [None], "image_bytes")], image_bytes)
+        images = self._decode_all(image_bytes)
+        cls_dim = sum(dim for dim, _ in self._heads)
+        logits = tf.cond(tf.shape(images)[0] > 0,
+                         lambda: tf.cast(self._discriminator(images, training=False)[1], tf.float32),
+                         lambda: tf.zeros([0, cls_dim], tf.float32))
+        return {"probabilities": self.probabilities(logits)}
 
     def _metadata(self):
         return {"attribute_names": tf.identity(self._names), "image_size": tf.constant(self.image_size, tf.int32),
@@ -119,10 +152,11 @@ class GeneratorServer(tf.Module):
                 "crop_size": tf.constant(self.crop_size, tf.int32)}
 
     def signatures(self):
-        return {"serving_default": self.serving_default, "translate_bytes": self.translate_bytes,
-                "metadata": self.metadata}
+        found = {"serving_default": self.serving_default, "translate_bytes": self.translate_bytes,
+                 "metadata": self.metadata}
+        return found if self.classify is None else {**found, "classify": self.classify}
 
 
 def save(server, directory):
-    """Write the SavedModel with the three signatures into `directory` (which must not exist yet)."""
+    """Write the SavedModel with its signatures (three, or four with classify) into `directory` (must not exist)."""
     tf.saved_model.save(server, directory, signatures=server.signatures())

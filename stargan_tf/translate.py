@@ -4,12 +4,15 @@
       --source Black_Hair=1,Male=1,Young=1 --set Blond_Hair=1 --set Male=0 --output DIR [--grid | --strip NAME]
       [--align_faces [--min_face_confidence P] [--fallback_center_crop]] [--overwrite] [--max_pixels N]
 
-`--source` gives the photo's own attributes (default: all 0); `--set` changes them. Values may be fractions in
-[0, 1] (`--set Blond_Hair=0.6`) and reach the model as given. Setting v on a member of an exclusive group (a hair
-colour) scales the group's other members by (1 - v): v = 1 clears them, and from Black_Hair=1 `--set
-Blond_Hair=0.6` gives 0.4 black and 0.6 blond. `--grid` writes one grid per photo: the input, then one column
-per single-attribute change. `--strip NAME` writes one strip per photo: the input, then the --set label with
-NAME at 0, 0.25, 0.5, 0.75 and 1.
+`--source` gives the photo's own attributes (default: all 0); `--set` changes them. `--source auto` predicts them
+with D's classifier, for each photo (each face with --align_faces), so `--set Blond_Hair=1` keeps gender and age:
+it needs an export made with `export.py --include_classifier` (a checkpoint directory has D anyway). Predictions
+are rounded to 0/1 (the most likely hair colour at 0.5 or more; a folder dataset's most likely class) and printed.
+Values may be fractions in [0, 1] (`--set Blond_Hair=0.6`) and reach the model as given. Setting v on a member of
+an exclusive group (a hair colour) scales the group's other members by (1 - v): v = 1 clears them, and from
+Black_Hair=1 `--set Blond_Hair=0.6` gives 0.4 black and 0.6 blond. `--grid` writes one grid per photo: the input,
+then one column per single-attribute change. `--strip NAME` writes one strip per photo: the input, then the --set
+label with NAME at 0, 0.25, 0.5, 0.75 and 1.
 
 Without --align_faces (the default) the model sees the photo's largest centred square, resized: right for
 photos already cropped like the training images (CelebA's aligned 178 x 218 faces) and for folder datasets.
@@ -51,8 +54,10 @@ STRIP_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
 class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
-    def __init__(self, translate_bytes, names, groups, owners, image_size, max_pixels=None, crop_size=None):
+    def __init__(self, translate_bytes, names, groups, owners, image_size, max_pixels=None, crop_size=None,
+                 classify_bytes=None):
         self._translate_bytes = translate_bytes
+        self._classify_bytes = classify_bytes  # None: an export without the classify signature
         self.image_size = int(image_size)
         self.max_pixels = None if max_pixels is None else int(max_pixels)  # None: an export older than the budget
         # An export older than the crop_size metadata: CelebA's default crop, as every earlier CelebA export.
@@ -65,16 +70,43 @@ class Translator:
         path = resolve_export(export_dir)
         loaded = tf.saved_model.load(path)
         fn = loaded.signatures["translate_bytes"]
-        return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], *_metadata(loaded.signatures["metadata"]))
+        classify = loaded.signatures["classify"] if "classify" in loaded.signatures else None
+        return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], *_metadata(loaded.signatures["metadata"]),
+                   classify_bytes=None if classify is None else (lambda b: classify(image_bytes=b)["probabilities"]))
 
     @classmethod
-    def from_checkpoint(cls, model_save_dir, step="latest", which="auto", max_pixels=MAX_PIXELS):
-        from stargan_tf.checkpoints import restore_generator
+    def from_checkpoint(cls, model_save_dir, step="latest", which="auto", max_pixels=MAX_PIXELS, classifier=False):
+        """`classifier`: also restore D from the same checkpoint (when it holds one) for `classify`."""
+        from stargan_tf.checkpoints import checkpoint_path, has_discriminator, restore_discriminator, restore_generator
         from stargan_tf.export import build_server
 
-        generator, config, _ = restore_generator(model_save_dir, step, which)
-        server = build_server(generator, config, max_pixels)
-        return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], *_metadata(server.metadata))
+        generator, config, restored = restore_generator(model_save_dir, step, which)
+        with_d = classifier and has_discriminator(checkpoint_path(model_save_dir, restored))
+        discriminator = restore_discriminator(model_save_dir, restored, config) if with_d else None
+        server = build_server(generator, config, max_pixels, discriminator)
+        return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], *_metadata(server.metadata),
+                   classify_bytes=(lambda b: server.classify(b)["probabilities"]) if with_d else None)
+
+    @property
+    def can_classify(self):
+        return self._classify_bytes is not None
+
+    def classify(self, image_bytes):
+        """D's probabilities (N, c_dim) for each image's centre square (translate's preprocessing)."""
+        if not self.can_classify:
+            raise ValueError(NO_CLASSIFIER)
+        return self._classify_bytes(tf.constant(image_bytes)).numpy()
+
+    def classify_crops(self, crops):
+        """D's probabilities (N, c_dim) for uint8 squares (N, c, c, 3), e.g. aligned faces' training crops."""
+        return self.classify([tf.io.encode_png(crop).numpy() for crop in np.asarray(crops, np.uint8)])
+
+    def own_pairs(self, probabilities, dataset=None):
+        """[(name, 0 or 1)] for every entry of `dataset`'s part (default: the first) from `classify`'s row."""
+        dataset = dataset or self.layout.datasets[0]
+        spec, start = self.layout.spec(dataset), self.layout.offset(dataset)
+        predicted = domains.predicted_part(spec, np.asarray(probabilities)[start : start + spec.dim])
+        return list(zip(spec.names, predicted.tolist(), strict=True))
 
     def translate(self, image_bytes, labels):
         """PNG bytes of `image_bytes` translated to each row of `labels` (float32 (N, c_dim))."""
@@ -118,6 +150,10 @@ class Translator:
         source = assign(source_dataset, np.zeros(self.layout.spec(source_dataset).dim), source_pairs)
         target_base = source if target_dataset == source_dataset else np.zeros(self.layout.spec(target_dataset).dim)
         return source_dataset, source, target_dataset, assign(target_dataset, target_base, set_pairs)
+
+
+NO_CLASSIFIER = ("this export has no classify signature (D's classifier), so the photo's own attributes cannot be "
+                 "predicted; export again with export.py --include_classifier")
 
 
 def _metadata(metadata_fn):
@@ -206,7 +242,11 @@ def read_image(path, max_pixels=MAX_PIXELS):
     """The file's bytes, checked to be a JPEG/PNG/GIF/BMP image of at most `max_pixels` pixels first (the size
     from its header, before any pixel is decoded), so a clear error names a file that is not one or too large."""
     with open(path, "rb") as f:
-        payload = f.read()
+        return check_image(f.read(), path, max_pixels)
+
+
+def check_image(payload, path, max_pixels=MAX_PIXELS):
+    """`payload` when it is a JPEG/PNG/GIF/BMP image within `max_pixels` (read_image); errors name `path`."""
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the budget below replaces PIL's bomb check
     try:
         with Image.open(io.BytesIO(payload)) as image:
@@ -289,19 +329,33 @@ def centre_square(translator, payload, rows, single, budget):
     return np.concatenate(columns, axis=1)
 
 
-def aligned_faces(translator, pixels, found, rows, single):
+def aligned_faces(translator, pixels, found, rows_for, single):
     """uint8: the full photo with every face translated and pasted back (`single`), else one row per face of its
-    aligned model input and each translation."""
+    aligned model input and each translation. `rows_for` maps the faces' training crops to each one's label rows."""
     crop_size = translator.crop_size
     if single:
         return faces.translate_photo(pixels, found, lambda crops: translator.translate_crops(
-            crops, np.repeat(rows, len(crops), axis=0)), crop_size)
+            crops, np.concatenate(rows_for(crops))), crop_size)
+    crops = np.stack([faces.training_crop(faces.align(pixels, face), crop_size) for face in found])
     strips = []
-    for face in found:
-        crop = faces.training_crop(faces.align(pixels, face), crop_size)
+    for crop, rows in zip(crops, rows_for(crops), strict=True):
         model_input = images.to_uint8(data.preprocess(tf.constant(crop), None, translator.image_size).numpy())
         strips.append(np.concatenate([model_input, *translator.translate_crops([crop] * len(rows), rows)], axis=1))
     return np.concatenate(strips, axis=0)
+
+
+def stated(pairs):
+    """--source text of predicted attributes: the names at 1 ('Black_Hair=1,Young=1'), or 'none'."""
+    return ",".join(f"{name}=1" for name, value in pairs if value == 1) or "none"
+
+
+def auto_source(translator, set_pairs):
+    """The dataset whose attributes --source auto predicts: the one --set names (the first without --set), and a
+    clear error when the translator has no classifier."""
+    if not translator.can_classify:
+        raise ValueError(f"--source auto: {NO_CLASSIFIER}")
+    named = {translator.dataset_of(name) for name, _ in set_pairs}
+    return named.pop() if len(named) == 1 else translator.layout.datasets[0]
 
 
 def run(args):
@@ -317,13 +371,30 @@ def run(args):
     suffix = "-grid.png" if args.grid else "-strip.png" if args.strip else ".png"
     targets = [os.path.join(args.output, n) for n in output_names(files, suffix)]
     check_outputs(files, targets, args.overwrite)
+    auto = "auto" in (text.strip() for text in args.source)
+    if auto and len(args.source) > 1:
+        raise ValueError("--source auto predicts every attribute; give it alone, and changes with --set")
     translator = (Translator.from_export(args.export_dir) if args.export_dir
                   else Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
-                                                  args.max_pixels or MAX_PIXELS))
+                                                  args.max_pixels or MAX_PIXELS, classifier=auto))
     budget = pixel_budget(translator, args.max_pixels)
-    source_pairs = [p for text in args.source for p in parse_assignments(text, "--source")]
+    source_pairs = [] if auto else [p for text in args.source for p in parse_assignments(text, "--source")]
     set_pairs = [p for text in args.set for p in parse_assignments(text, "--set")]
     rows = label_rows(translator, source_pairs, set_pairs, args.grid, args.strip)
+    auto_dataset = auto_source(translator, set_pairs) if auto else None
+    predicted = []
+
+    def rows_for(probabilities):
+        """One photo's (or face's) label rows: --source, or with --source auto its own predicted attributes."""
+        if not auto:
+            return rows
+        pairs = translator.own_pairs(probabilities, auto_dataset)
+        predicted.append(stated(pairs))
+        return label_rows(translator, pairs, set_pairs, args.grid, args.strip)
+
+    def rows_for_crops(crops):
+        return [rows_for(p) for p in (translator.classify_crops(crops) if auto else [None] * len(crops))]
+
     single = not (args.grid or args.strip)
     min_confidence = faces.MIN_CONFIDENCE if args.min_face_confidence is None else args.min_face_confidence
     if not 0.0 < min_confidence <= 1.0:
@@ -333,19 +404,22 @@ def run(args):
     for path, target_path in zip(files, targets, strict=True):
         payload = read_image(path, budget)
         note = ""
+        predicted.clear()
         try:
             if found.get(path):
                 note = f" ({len(found[path])} face{'s' if len(found[path]) > 1 else ''})"
                 out = images.save_png(target_path, aligned_faces(translator, faces.decode_photo(payload, budget),
-                                                                 found[path], rows, single))
+                                                                 found[path], rows_for_crops, single))
             else:
                 note = " (no face found: centre square)" if args.align_faces else ""
-                result = centre_square(translator, payload, rows, single, budget)
+                photo_rows = rows_for(translator.classify([payload])[0] if auto else None)
+                result = centre_square(translator, payload, photo_rows, single, budget)
                 out = (images.write_atomic(target_path, result) if single else images.save_png(target_path, result))
         except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
             raise ValueError(f"{path}: {_reason(e)}") from None
         written.append(out)
-        print(f"{path} -> {out}{note}")
+        own = f" (own attributes: {'; '.join(predicted)})" if auto else ""
+        print(f"{path} -> {out}{note}{own}")
     return written
 
 
@@ -358,7 +432,9 @@ def parse_args(argv=None):
     parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
                         help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
     parser.add_argument("--input", nargs="+", required=True, help="image files and/or folders of images")
-    parser.add_argument("--source", action="append", default=[], help="the photos' attributes, e.g. Male=1,Young=1")
+    parser.add_argument("--source", action="append", default=[],
+                        help="the photos' attributes, e.g. Male=1,Young=1; or auto: predicted by the export's "
+                             "classifier (export.py --include_classifier)")
     parser.add_argument("--set", action="append", default=[], help="attribute changes, e.g. Blond_Hair=1")
     parser.add_argument("--output", required=True, help="folder for the translated PNGs")
     parser.add_argument("--grid", action="store_true", help="write one grid per photo over every single change")

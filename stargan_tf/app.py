@@ -1,0 +1,378 @@
+"""A web page to edit your own photos with an export (or a checkpoint directory), running the model in-process.
+
+  python -m stargan_tf.app --export_dir DIR [--port 7860] [--share] [--no_align_faces] [--max_pixels N]
+  python -m stargan_tf.app --model_save_dir DIR [--test_iters N|latest] [--generator auto|ema|raw]
+
+Needs the app extra (pip install "stargan-tf[app]", Gradio); with the faces extra too, every face is found (mtcnn),
+aligned like CelebA, translated and pasted back, and pixels outside the feathered faces keep their bytes. Without
+it, or when no face is found, the page says so and the photo's centre square is translated. One control per
+attribute: an exclusive group (hair colours, a folder dataset's classes) is one choice, every other attribute a 0..1
+slider. They start from the photo's own attributes when the export has the classify signature (export.py
+--include_classifier; a checkpoint directory has D anyway); only the controls you move change each face's own.
+The page listens on 127.0.0.1 only, unless --share asks Gradio for a public link. Requests are queued, one at a
+time. The logic is in plain functions (Editor, controls_for, label_for); build_page is only the layout.
+"""
+
+import argparse
+import atexit
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+
+import numpy as np
+import tensorflow as tf
+
+from stargan_tf import data, domains, faces, images, translate
+
+NONE = "none"
+DEFAULT_PORT = 7860
+MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads; the pixel budget then guards decoding
+SLIDER_STEP = 0.05
+APP_HINT = 'pip install "stargan-tf[app]"'
+
+
+class PhotoError(ValueError):
+    """An upload that cannot be edited (not an image, over the pixel budget): the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """One input of the page: a choice over an exclusive group's members (`choice`), else a 0..1 slider for one
+    attribute; `optional`: the choice may be none of them (hair colours), unlike a folder dataset's classes."""
+
+    dataset: str
+    names: tuple
+    choice: bool = False
+    optional: bool = False
+
+    @property
+    def label(self):
+        if not self.choice:
+            return self.names[0]
+        return "Hair colour" if all(n.endswith("_Hair") for n in self.names) else f"{self.dataset}: one of"
+
+    @property
+    def choices(self):
+        return [*self.names, NONE] if self.optional else list(self.names)
+
+    @property
+    def default(self):
+        """All 0: no member of an optional group, a folder dataset's first class."""
+        return (NONE if self.optional else self.names[0]) if self.choice else 0.0
+
+    def value_from(self, part):
+        """The control's value for a 0/1 part label given as {name: value}."""
+        if not self.choice:
+            return float(part[self.names[0]])
+        best = max(self.names, key=lambda n: part[n])
+        return best if part[best] >= 0.5 or not self.optional else NONE
+
+    def assign(self, value):
+        """[(name, value)] this control sets in its dataset's part."""
+        if self.choice:
+            return [(n, 1.0 if n == value else 0.0) for n in self.names]
+        return [(self.names[0], float(value))]
+
+    def describe(self, value):
+        return str(value) if self.choice else f"{self.names[0]}={float(value):g}"
+
+
+def controls_for(layout):
+    """The page's controls for a label layout, in label order: each exclusive group once, at its first member."""
+    controls = []
+    for dataset, spec in layout.parts:
+        seen = set()
+        for i, name in enumerate(spec.names):
+            group = spec.group_of(i)
+            if group is None:
+                controls.append(Control(dataset, (name,)))
+            elif i not in seen:
+                seen.update(group)
+                controls.append(Control(dataset, tuple(spec.names[j] for j in group), True, not spec.one_hot))
+    return controls
+
+
+def label_for(layout, controls, values, dataset=None):
+    """The full label (1, dim) the controls' `values` give for `dataset`'s part (default: the first dataset)."""
+    dataset = dataset or layout.datasets[0]
+    spec = layout.spec(dataset)
+    part = np.zeros((1, spec.dim), np.float32)
+    for control, value in zip(controls, values, strict=True):
+        if control.dataset == dataset:
+            for name, v in control.assign(value):
+                part[0, spec.index(name)] = v
+    return layout.encode(dataset, part)
+
+
+def values_from(layout, controls, probabilities):
+    """Control values for D's probabilities (c_dim,): each dataset's part rounded as translate --source auto does."""
+    parts = {}
+    for dataset, spec in layout.parts:
+        start = layout.offset(dataset)
+        predicted = domains.predicted_part(spec, np.asarray(probabilities)[start : start + spec.dim])
+        parts[dataset] = dict(zip(spec.names, predicted.tolist(), strict=True))
+    return [c.value_from(parts[c.dataset]) for c in controls]
+
+
+def face_values(values, start, own):
+    """One face's control values: those moved away from `start` (what the page showed first) as moved, the rest as
+    that face's `own`, so 'blond' on a group photo keeps each face's gender and age."""
+    return [o if v == s else v for v, s, o in zip(values, start, own, strict=True)]
+
+
+@dataclasses.dataclass
+class Photo:
+    """An opened upload: the upright photo, its faces (none: the centre square is used), the model's input square of
+    each, each one's own control values, and what the page says about it."""
+
+    name: str
+    pixels: np.ndarray
+    faces: list
+    crops: np.ndarray  # uint8 (N, c, c, 3)
+    own: list  # per crop: control values (predicted by classify, else the controls' defaults)
+    note: str
+
+
+@dataclasses.dataclass
+class View:
+    """What the page shows after a request: always a message; after a successful one the photo and the result
+    (uint8) with its PNG file, and after an upload the values the controls start from."""
+
+    message: str
+    photo: Photo | None = None
+    result: np.ndarray | None = None
+    png: str | None = None
+    values: list | None = None
+
+
+class Editor:
+    """Opens uploads and renders edits with one Translator; a lock keeps one model call at a time."""
+
+    def __init__(self, translator, align_faces=True, max_pixels=None, out_dir=None):
+        self.translator = translator
+        self.layout = translator.layout
+        self.controls = controls_for(self.layout)
+        self.budget = translate.pixel_budget(translator, max_pixels)
+        self.align_faces = align_faces
+        self.lock = threading.Lock()
+        self.out_dir = out_dir or tempfile.mkdtemp(prefix="stargan-app-")
+
+    @property
+    def defaults(self):
+        return [c.default for c in self.controls]
+
+    def open(self, payload, name):
+        """Check and decode an upload, find its faces and predict each one's attributes; PhotoError when it is not
+        an image or is over the pixel budget."""
+        try:
+            translate.check_image(payload, name, self.budget)
+            pixels = faces.decode_photo(payload, self.budget)
+        except ValueError as e:
+            raise PhotoError(str(e)) from None
+        except tf.errors.InvalidArgumentError as e:  # what the header check cannot see, e.g. a GIF's frames
+            raise PhotoError(f"{name}: {translate._reason(e)}") from None
+        found, note = self._faces(pixels, name)
+        if found:
+            crops = np.stack([faces.training_crop(faces.align(pixels, f), self.translator.crop_size) for f in found])
+        else:
+            crops = data.center_crop(tf.constant(pixels)).numpy()[None]
+        if self.translator.can_classify:
+            with self.lock:
+                probabilities = self.translator.classify_crops(crops)
+            own = [values_from(self.layout, self.controls, p) for p in probabilities]
+            note += " The controls start from its own attributes (D's classifier)."
+        else:
+            own = [self.defaults] * len(crops)
+            note += (" This export has no classify signature, so the controls start at 0; export with "
+                     "--include_classifier to start from the photo's own attributes.")
+        return Photo(name, pixels, found, crops, own, note)
+
+    def _faces(self, pixels, name):
+        """(faces, note): every face when alignment is on and the faces extra is installed, else none."""
+        if not self.align_faces:
+            return [], "Face alignment is off (--no_align_faces): the centre square is translated."
+        try:
+            with self.lock:
+                found = faces.detect_faces(pixels)
+        except faces.FacesExtraMissing:
+            return [], (f"Faces are not aligned: install the faces extra ({faces.INSTALL_HINT}); the centre "
+                        "square is translated instead.")
+        if not found:
+            return [], (f"No face found in {name} (mtcnn confidence >= {faces.MIN_CONFIDENCE:g}): the centre "
+                        "square is translated instead.")
+        many = "s" if len(found) > 1 else ""
+        return found, f"{len(found)} face{many} found, aligned like CelebA and pasted back."
+
+    def render(self, photo, values, dataset=None):
+        """uint8: the photo with every face translated to the controls' `values` and pasted back, or its centre
+        square translated (at the model's size) when it has no face."""
+        labels = np.concatenate([label_for(self.layout, self.controls, face_values(values, photo.own[0], own), dataset)
+                                 for own in photo.own])
+        with self.lock:
+            out = self.translator.translate_crops(photo.crops, labels)
+        if photo.faces:
+            return faces.paste_back(photo.pixels, photo.faces, out, self.translator.crop_size)
+        return out[0]
+
+    def save(self, result, name):
+        """The result as a PNG file for the download link: `<stem>-stargan.png` in a folder of its own."""
+        folder = tempfile.mkdtemp(dir=self.out_dir)
+        return images.save_png(os.path.join(folder, os.path.splitext(os.path.basename(name))[0] + "-stargan.png"),
+                               result)
+
+    def describe(self, values, dataset=None):
+        chosen = [c.describe(v) for c, v in zip(self.controls, values, strict=True)
+                  if c.dataset == (dataset or self.layout.datasets[0])]
+        return ", ".join(chosen)
+
+    def upload(self, payload, name):
+        """An upload opened and translated to its own attributes, or a message saying why it cannot be."""
+        def run():
+            photo = self.open(payload, name)
+            result = self.render(photo, photo.own[0])
+            return View(f"{photo.name}: {photo.note} Now: {self.describe(photo.own[0])}.", photo, result,
+                        self.save(result, photo.name), photo.own[0])
+        return self._guarded(run)
+
+    def edit(self, photo, values, dataset=None):
+        """The open photo translated to the controls' `values`, or a message saying why not."""
+        if photo is None:
+            return View("Upload a photo first.")
+
+        def run():
+            result = self.render(photo, values, dataset)
+            return View(f"{photo.name}: translated to {self.describe(values, dataset)}.", photo, result,
+                        self.save(result, photo.name))
+        return self._guarded(run)
+
+    @staticmethod
+    def _guarded(run):
+        """run()'s View, or one with a message for any error: the page never shows a traceback (the log does)."""
+        try:
+            return run()
+        except PhotoError as e:
+            return View(str(e))
+        except Exception as e:  # anything else: logged, and a message in the page
+            traceback.print_exc()
+            return View(f"Something went wrong ({type(e).__name__}: {e}); the server's log has the details.")
+
+
+THEME_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # local fonts: the page loads nothing from elsewhere
+
+
+def build_page(editor):
+    """The Gradio layout over `editor`: upload, controls, original / crops / result, download; queued one at a time."""
+    import gradio as gr
+
+    controls = editor.controls
+    datasets = editor.layout.datasets
+    with gr.Blocks(title="StarGAN: edit your own photos", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as page:
+        gr.Markdown("## StarGAN: edit your own photos\nUpload or drop a photo, then move a control.")
+        photo = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Photo (JPEG, PNG, GIF or BMP)", type="filepath", elem_id="upload")
+                dataset = gr.Radio(list(datasets), value=datasets[0], label="Label of", visible=len(datasets) > 1)
+                widgets = [gr.Radio(c.choices, value=c.default, label=c.label) if c.choice
+                           else gr.Slider(0.0, 1.0, value=0.0, step=SLIDER_STEP, label=c.label) for c in controls]
+                button = gr.Button("Translate", variant="primary")
+                message = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="message")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    original = gr.Image(label="Original", format="png", interactive=False, elem_id="original",
+                                        buttons=["fullscreen"])
+                    result = gr.Image(label="Result", format="png", interactive=False, elem_id="result",
+                                      buttons=["download", "fullscreen"])
+                crops = gr.Gallery(label="What the model sees (each face aligned, or the centre square)", format="png",
+                                   columns=6, height=200, object_fit="contain", preview=False, fit_columns=False,
+                                   elem_id="crops")
+                download = gr.File(label="Download the result (PNG)", interactive=False, elem_id="download")
+
+        def on_upload(path):
+            if not path:
+                return {message: "Upload a photo."}
+            with open(path, "rb") as f:
+                view = editor.upload(f.read(), os.path.basename(path))
+            if view.photo is None:
+                return {photo: None, message: view.message, original: None, crops: None, result: None,
+                        download: None}
+            return {photo: view.photo, message: view.message, original: view.photo.pixels,
+                    crops: list(view.photo.crops), result: view.result, download: view.png,
+                    **dict(zip(widgets, view.values, strict=True))}
+
+        def on_edit(current, chosen, *values):
+            view = editor.edit(current, list(values), chosen)
+            if view.result is None:
+                return {message: view.message}
+            return {message: view.message, result: view.result, download: view.png}
+
+        shared = dict(concurrency_limit=1, concurrency_id="model", trigger_mode="always_last")
+        upload.upload(on_upload, [upload], [photo, message, original, crops, result, download, *widgets], **shared)
+        edit_inputs, edit_outputs = [photo, dataset, *widgets], [message, result, download]
+        for control, widget in zip(controls, widgets, strict=True):
+            (widget.input if control.choice else widget.release)(on_edit, edit_inputs, edit_outputs, **shared)
+        dataset.input(on_edit, edit_inputs, edit_outputs, **shared)
+        button.click(on_edit, edit_inputs, edit_outputs, **shared)
+    return page
+
+
+def load_translator(args):
+    if bool(args.export_dir) == bool(args.model_save_dir):
+        raise ValueError("give exactly one of --export_dir or --model_save_dir")
+    if args.export_dir:
+        return translate.Translator.from_export(args.export_dir)
+    return translate.Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
+                                                args.max_pixels or data.MAX_PIXELS, classifier=True)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--export_dir", help="SavedModel written by export.py (a version folder or its parent)")
+    parser.add_argument("--model_save_dir", help="or: a train.py checkpoint directory")
+    parser.add_argument("--test_iters", default="latest", help="checkpoint step with --model_save_dir")
+    parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
+                        help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (default %(default)s)")
+    parser.add_argument("--share", action="store_true", help="also ask Gradio for a public link (off by default)")
+    parser.add_argument("--no_align_faces", action="store_true",
+                        help="always translate the photo's centre square, even when faces could be aligned")
+    parser.add_argument("--max_pixels", type=int, default=None,
+                        help="refuse images whose header declares more pixels (default: the export's budget)")
+    args = parser.parse_args(argv)
+    if args.test_iters != "latest":
+        args.test_iters = int(args.test_iters)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio as gr
+    except ImportError:
+        print(f"error: the app needs Gradio; install the app extra: {APP_HINT}", file=sys.stderr)
+        return 2
+    try:
+        editor = Editor(load_translator(args), not args.no_align_faces, args.max_pixels)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    atexit.register(shutil.rmtree, editor.out_dir, True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: Gradio closes, the results are removed
+    page = build_page(editor)
+    page.queue(default_concurrency_limit=1, max_size=32)
+    theme = gr.themes.Default(font=THEME_FONTS, font_mono=["ui-monospace", "monospace"])
+    page.launch(server_name="127.0.0.1", server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD,
+                theme=theme, ssr_mode=False, footer_links=[])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

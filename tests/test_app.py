@@ -1,0 +1,358 @@
+"""The photo-editing web app: its plain functions, and the page itself driven in headless Chromium."""
+
+import concurrent.futures
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from stargan_tf import app, domains, faces, translate
+from tests.conftest import tiny_config
+from tests.helpers.hostile_images import png_bomb
+from tests.test_classify import classifier_export, d_probabilities, exported, png_bytes  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+CELEBA = domains.LabelLayout((("CelebA", domains.attribute_spec(ATTRS)),))
+BOTH = domains.LabelLayout((("CelebA", domains.attribute_spec(ATTRS)), ("RaFD", domains.class_spec(["happy", "sad"]))))
+BUDGET_MESSAGE = "20000 x 20000 = 400,000,000 pixels exceeds the budget of 50,000,000 pixels (--max_pixels)"
+
+
+# Controls and labels.
+
+
+def test_hair_colours_are_one_optional_choice_and_the_rest_sliders():
+    assert app.controls_for(CELEBA) == [app.Control("CelebA", ("Black_Hair", "Blond_Hair", "Brown_Hair"), True, True),
+                                        app.Control("CelebA", ("Male",)), app.Control("CelebA", ("Young",))]
+
+
+def test_folder_classes_are_one_choice_without_none():
+    control = app.controls_for(BOTH)[-1]
+    assert (control.names, control.choices, control.default) == (("happy", "sad"), ["happy", "sad"], "happy")
+
+
+def test_hair_choice_offers_none_and_starts_there():
+    control = app.controls_for(CELEBA)[0]
+    assert (control.choices, control.default) == (["Black_Hair", "Blond_Hair", "Brown_Hair", "none"], "none")
+
+
+@pytest.mark.parametrize("values,expected", [
+    (["Blond_Hair", 0.3, 1.0], [0, 1, 0, 0.3, 1]),
+    (["none", 1.0, 0.0], [0, 0, 0, 1, 0]),
+])
+def test_label_from_controls(values, expected):
+    np.testing.assert_allclose(app.label_for(CELEBA, app.controls_for(CELEBA), values), [expected])
+
+
+def test_label_of_the_folder_part_sets_its_class_and_mask():
+    label = app.label_for(BOTH, app.controls_for(BOTH), ["Black_Hair", 1.0, 1.0, "sad"], "RaFD")
+    np.testing.assert_array_equal(label, [[0, 0, 0, 0, 0, 0, 1, 0, 1]])
+
+
+def test_controls_start_from_rounded_probabilities():
+    values = app.values_from(BOTH, app.controls_for(BOTH), [0.6, 0.7, 0.1, 0.4, 0.8, 0.3, 0.7, 0, 0])
+    assert values == ["Blond_Hair", 0.0, 1.0, "sad"]
+
+
+def test_only_moved_controls_replace_a_face_own_values():
+    """Start (first face): black hair, female, young; moved: blond. A second face keeps its male=1, young=0."""
+    assert app.face_values(["Blond_Hair", 0.0, 1.0], ["Black_Hair", 0.0, 1.0], ["Brown_Hair", 1.0, 0.0]) == \
+        ["Blond_Hair", 1.0, 0.0]
+
+
+# The editor: the app's logic, without a browser.
+
+
+@pytest.fixture(scope="module")
+def editor(classifier_export, tmp_path_factory):  # noqa: F811
+    return app.Editor(translate.Translator.from_export(classifier_export), out_dir=str(tmp_path_factory.mktemp("out")))
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skdata.astronaut()
+
+
+@pytest.fixture(scope="module")
+def astronaut_png(astronaut):
+    return png_bytes(Image.fromarray(astronaut))
+
+
+@pytest.fixture(scope="module")
+def face(astronaut):
+    found = faces.detect_faces(astronaut)
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def uploaded(editor, astronaut_png):
+    return editor.upload(astronaut_png, "astronaut.png")
+
+
+def test_upload_starts_from_the_face_own_predicted_attributes(exported, uploaded, astronaut, face):  # noqa: F811
+    crop = faces.training_crop(faces.align(astronaut, face))
+    probabilities = d_probabilities(exported[0], [png_bytes(Image.fromarray(crop))])[0]
+    assert uploaded.values == app.values_from(CELEBA, app.controls_for(CELEBA), probabilities)
+
+
+def test_upload_result_is_the_full_photo_changed_only_inside_the_mask(uploaded, astronaut, face):
+    outside = faces.paste_mask(astronaut.shape, face) == 0
+    assert uploaded.result.shape == (512, 512, 3)
+    np.testing.assert_array_equal(uploaded.result[outside], astronaut[outside])
+
+
+def test_edit_writes_the_result_as_png(editor, uploaded):
+    view = editor.edit(uploaded.photo, ["Blond_Hair", 1.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(Image.open(view.png)), view.result)
+    assert view.message == "astronaut.png: translated to Blond_Hair, Male=1, Young=0."
+
+
+def test_edit_before_any_upload_asks_for_a_photo(editor):
+    assert editor.edit(None, editor.defaults).message == "Upload a photo first."
+
+
+@pytest.mark.parametrize("payload,message", [
+    (b"not an image", "notes.png: not a readable image"),
+    (png_bomb(20000, 20000), f"notes.png: {BUDGET_MESSAGE}"),
+])
+def test_bad_upload_gives_a_message_and_no_result(editor, payload, message):
+    view = editor.upload(payload, "notes.png")
+    assert (view.message.startswith(message), view.result) == (True, None)
+
+
+def test_photo_without_a_face_says_so_and_translates_the_centre_square(editor):
+    view = editor.upload(png_bytes(Image.fromarray(skdata.coffee())), "coffee.png")
+    assert view.message.startswith("coffee.png: No face found in coffee.png (mtcnn confidence >= 0.95): the centre "
+                                   "square is translated instead.")
+    assert view.result.shape == (32, 32, 3)
+
+
+def test_without_the_faces_extra_the_page_says_so_and_translates_the_centre_square(editor, astronaut_png,
+                                                                                     monkeypatch):
+    monkeypatch.setitem(sys.modules, "mtcnn", None)
+    faces.load_detector.cache_clear()
+    try:
+        view = editor.upload(astronaut_png, "astronaut.png")
+    finally:
+        faces.load_detector.cache_clear()
+    assert view.message.startswith('astronaut.png: Faces are not aligned: install the faces extra (pip install '
+                                   '"stargan-tf[faces]"); the centre square is translated instead.')
+    assert view.result.shape == (32, 32, 3)
+
+
+def test_export_without_classify_starts_the_controls_at_zero(exported, astronaut_png, tmp_path):  # noqa: F811
+    plain = app.Editor(translate.Translator.from_export(exported[1]), out_dir=str(tmp_path))
+    view = plain.upload(astronaut_png, "astronaut.png")
+    assert (view.values, "export with --include_classifier" in view.message) == (["none", 0.0, 0.0], True)
+
+
+def test_unexpected_error_is_a_message_not_a_traceback(editor, uploaded, monkeypatch):
+    monkeypatch.setattr(editor.translator, "translate_crops", lambda crops, labels: 1 / 0)
+    assert editor.edit(uploaded.photo, editor.defaults).message == (
+        "Something went wrong (ZeroDivisionError: division by zero); the server's log has the details.")
+
+
+def test_two_concurrent_edits_both_finish_each_model_call_under_the_lock(editor, uploaded, monkeypatch):
+    values = ["Brown_Hair", 0.5, 1.0]
+    expected = editor.edit(uploaded.photo, values).result
+    inner, held = editor.translator._translate_bytes, []
+
+    def observed(image_bytes, labels):
+        held.append(editor.lock.locked())
+        return inner(image_bytes, labels)
+
+    monkeypatch.setattr(editor.translator, "_translate_bytes", observed)
+    start = threading.Barrier(2)
+
+    def edit():
+        start.wait()
+        return editor.edit(uploaded.photo, values).result
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = [f.result() for f in [pool.submit(edit), pool.submit(edit)]]
+    assert held == [True, True]
+    np.testing.assert_array_equal(results[0], expected)
+    np.testing.assert_array_equal(results[1], expected)
+
+
+def test_every_model_event_shares_one_queue_slot(editor):
+    page = app.build_page(editor)
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in page.fns.values()} == {("model", 1)}
+    assert len(page.fns) == 6  # upload, hair colour, Male, Young, the dataset choice, the Translate button
+
+
+def test_joint_model_gets_controls_for_both_parts(tmp_path):
+    config = tiny_config(tmp_path, dataset="Both", rafd_classes=["happy", "sad"])
+    names, groups, owners = domains.layout_for(config).metadata()
+    translator = translate.Translator(None, names, groups, owners, 32)
+    assert [c.label for c in app.Editor(translator, out_dir=str(tmp_path)).controls] == [
+        "Hair colour", "Male", "Young", "RaFD: one of"]
+
+
+def test_main_without_gradio_names_the_app_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    assert app.main(["--export_dir", "unused"]) == 2
+    assert capsys.readouterr().err == f"error: the app needs Gradio; install the app extra: {app.APP_HINT}\n"
+
+
+# The page in a real browser: Debian's Chromium, driven by Playwright (never a browser of its own).
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(classifier_export, tmp_path_factory):  # noqa: F811
+    """The app in its own process on a free port: its URL."""
+    folder = tmp_path_factory.mktemp("app")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
+        "TF_CPP_MIN_LOG_LEVEL": "2", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(folder / "gradio"),
+        "TMPDIR": str(folder)}
+    log = open(folder / "app.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "stargan_tf.app", "--export_dir", classifier_export, "--port",
+                                str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(600):  # up to about 5 minutes on a busy 2-core machine
+            if process.poll() is not None:
+                pytest.fail(f"the app exited with {process.returncode}: {(folder / 'app.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"the app did not answer at {url}: {(folder / 'app.log').read_text()[-3000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium chromium-driver; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def message(page):
+    return page.locator("#message textarea").input_value()
+
+
+def wait_for_message(page, pattern):
+    """Wait (the page's own pace: up to 3 minutes) until the status matches the JavaScript regex `pattern`."""
+    page.wait_for_function(f"() => /{pattern}/.test(document.querySelector('#message textarea')?.value ?? '')",
+                           timeout=180_000)
+    return message(page)
+
+
+@pytest.fixture(scope="module")
+def session(server, browser, astronaut, tmp_path_factory):
+    """Upload the astronaut, pick another hair colour (blond, or brown if D calls her blond), click Young's slider at
+    3/4, download the result and take a screenshot."""
+    folder = tmp_path_factory.mktemp("browser")
+    Image.fromarray(astronaut).save(folder / "astronaut.png")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    elsewhere = []
+    page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith((server, "data:", "blob:")) else None)
+    page.goto(server)
+    page.locator("#upload input[type=file]").set_input_files(str(folder / "astronaut.png"))
+    uploaded = wait_for_message(page, "Now: ")
+    hair = "Brown_Hair" if "Now: Blond_Hair" in uploaded else "Blond_Hair"
+    page.get_by_label(hair).check()
+    hair_changed = wait_for_message(page, f"translated to {hair}, ")
+    slider = page.get_by_role("slider", name="Young").bounding_box()
+    page.mouse.click(slider["x"] + slider["width"] * 0.75, slider["y"] + slider["height"] / 2)
+    young = wait_for_message(page, f"translated to {hair}, .*Young=0\\.\\d+\\.$")
+    with page.expect_download() as download:
+        page.locator("#download a.download-link").click()
+    download.value.save_as(folder / "result.png")
+    page.wait_for_timeout(1000)  # the result image fades in after the status updates
+    page.screenshot(path=str(folder / "app.png"), full_page=True)
+    if os.environ.get("APP_SCREENSHOT"):  # e.g. APP_SCREENSHOT=docs/app_screenshot.png: the README's picture
+        shutil.copyfile(folder / "app.png", os.environ["APP_SCREENSHOT"])
+    context.close()
+    return {"uploaded": uploaded, "hair": hair, "hair_changed": hair_changed, "young": young, "elsewhere": elsewhere,
+            "result": np.asarray(Image.open(folder / "result.png")), "screenshot": folder / "app.png"}
+
+
+def test_browser_upload_states_the_face_and_its_own_attributes(session):
+    assert session["uploaded"].startswith("astronaut.png: 1 face found, aligned like CelebA and pasted back. The "
+                                          "controls start from its own attributes (D's classifier). Now: ")
+
+
+def test_browser_hair_colour_reaches_the_model_and_keeps_the_rest(session):
+    """Only the hair colour changes from what the upload predicted (e.g. 'Male=0, Young=0.')."""
+    rest = session["uploaded"].split("Now: ", 1)[1].split(", ", 1)[1]
+    assert session["hair_changed"] == f"astronaut.png: translated to {session['hair']}, {rest}"
+
+
+def test_browser_slider_reaches_the_model(session):
+    young = float(session["young"].rsplit("Young=", 1)[1].rstrip("."))
+    assert 0.6 <= young <= 0.9
+
+
+def test_browser_result_has_the_photo_size(session):
+    assert session["result"].shape == (512, 512, 3)
+
+
+def test_browser_result_keeps_every_byte_outside_the_paste_mask(session, astronaut, face):
+    outside = faces.paste_mask(astronaut.shape, face) == 0
+    np.testing.assert_array_equal(session["result"][outside], astronaut[outside])
+
+
+def test_browser_result_changes_the_face(session, astronaut, face):
+    """Mean change over the detected face box: measured 78 levels (the 5-iteration model draws noise)."""
+    x, y, w, h = (round(v) for v in face.box)
+    box = np.s_[y : y + h, x : x + w]
+    assert np.abs(session["result"][box].astype(np.float32) - astronaut[box]).mean() > 10
+
+
+def test_browser_screenshot_is_saved(session):
+    assert Image.open(session["screenshot"]).size[0] == 1400
+
+
+def test_page_loads_nothing_from_elsewhere(session):
+    assert session["elsewhere"] == []
+
+
+@pytest.mark.parametrize("name,payload,expected", [
+    ("notes.png", b"not an image", "notes.png: not a readable image"),
+    ("bomb.png", png_bomb(20000, 20000), f"bomb.png: {BUDGET_MESSAGE}"),
+])
+def test_browser_bad_upload_shows_a_message(server, browser, tmp_path, name, payload, expected):
+    (tmp_path / name).write_bytes(payload)
+    page = browser.new_page()
+    page.goto(server)
+    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / name))
+    shown = wait_for_message(page, f"^{name.replace('.', '[.]')}: ")
+    text = page.locator("body").inner_text()
+    page.close()
+    assert (shown.startswith(expected), "Traceback" in text) == (True, False)
+
