@@ -28,6 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import data, domains, faces, images, translate
+from stargan_tf.cli import fail
+from stargan_tf.config import parse_step
 
 NONE = "none"
 DEFAULT_PORT = 7860
@@ -336,7 +338,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--export_dir", help="SavedModel written by export.py (a version folder or its parent)")
     parser.add_argument("--model_save_dir", help="or: a train.py checkpoint directory")
-    parser.add_argument("--test_iters", default="latest", help="checkpoint step with --model_save_dir")
+    parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step with --model_save_dir")
     parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
                         help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (default %(default)s)")
@@ -345,10 +347,7 @@ def parse_args(argv=None):
                         help="always translate the photo's centre square, even when faces could be aligned")
     parser.add_argument("--max_pixels", type=int, default=None,
                         help="refuse images whose header declares more pixels (default: the export's budget)")
-    args = parser.parse_args(argv)
-    if args.test_iters != "latest":
-        args.test_iters = int(args.test_iters)
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
@@ -357,13 +356,11 @@ def main(argv=None):
     try:
         import gradio as gr
     except ImportError:
-        print(f"error: the app needs Gradio; install the app extra: {APP_HINT}", file=sys.stderr)
-        return 2
+        return fail(f"the app needs Gradio; install the app extra: {APP_HINT}")
     try:
         editor = Editor(load_translator(args), not args.no_align_faces, args.max_pixels)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     atexit.register(shutil.rmtree, editor.out_dir, True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: Gradio closes, the results are removed
     page = build_page(editor)

@@ -6,8 +6,14 @@ import json
 import math
 import os
 
+from stargan_tf.files import write_atomic
+
 DEFAULT_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 DATASETS = ("CelebA", "RaFD", "Both", "Demo")
+ATTRIBUTE_DATASETS = ("CelebA", "Demo", "Both")  # the datasets with CelebA-layout attribute files
+FOLDER_DATASETS = ("RaFD", "Both")  # the datasets with one folder per class
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")  # --distribution_strategy (stargan_tf.distribute)
+PRECISIONS = ("auto", "off", "bf16", "fp16")  # --mixed_precision (stargan_tf.hardware)
 TARGET_SAMPLING = ("permutation", "other")
 
 
@@ -86,7 +92,7 @@ class StarGANConfig:
             raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.mode not in ("train", "test"):
             raise ValueError(f"--mode must be train or test, got {self.mode!r}")
-        if self.dataset in ("CelebA", "Demo", "Both"):
+        if self.dataset in ATTRIBUTE_DATASETS:
             if not self.selected_attrs:
                 raise ValueError("--selected_attrs needs at least one attribute name")
             if len(set(self.selected_attrs)) != len(self.selected_attrs):
@@ -127,13 +133,13 @@ class StarGANConfig:
             raise ValueError(f"--eval_step must be 0 (off) or more, got {self.eval_step}")
         if self.num_iters_decay < 0:
             raise ValueError(f"--num_iters_decay must be 0 or more, got {self.num_iters_decay}")
-        if self.distribution_strategy not in ("auto", "default", "mirrored", "multi_worker"):
+        if self.distribution_strategy not in STRATEGIES:
             raise ValueError(f"--distribution_strategy must be default, mirrored or multi_worker, got "
                              f"{self.distribution_strategy!r}")
         if self.target_sampling not in TARGET_SAMPLING:
             raise ValueError(f"--target_sampling must be one of {', '.join(TARGET_SAMPLING)}, got "
                              f"{self.target_sampling!r}")
-        if self.mixed_precision not in ("auto", "off", "bf16", "fp16"):
+        if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"--mixed_precision must be auto, off, bf16 or fp16, got {self.mixed_precision!r}")
         if self.cpu_devices < 0:
             raise ValueError(f"--cpu_devices must be 0 or more, got {self.cpu_devices}")
@@ -177,13 +183,7 @@ CONFIG_FILE = "config.json"
 
 def save_config(config, model_save_dir):
     """Write config.json beside the checkpoints atomically (temporary file, then rename)."""
-    os.makedirs(model_save_dir, exist_ok=True)
-    path = os.path.join(model_save_dir, CONFIG_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config.to_json() + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(os.path.join(model_save_dir, CONFIG_FILE), config.to_json() + "\n")
 
 
 def load_config(model_save_dir):
@@ -295,9 +295,9 @@ def build_parser(description="Train or test StarGAN."):
         if name == "mode":
             kwargs["choices"] = ("train", "test")
         if name == "distribution_strategy":
-            kwargs["choices"] = ("auto", "default", "mirrored", "multi_worker")
+            kwargs["choices"] = STRATEGIES
         if name == "mixed_precision":
-            kwargs["choices"] = ("auto", "off", "bf16", "fp16")
+            kwargs["choices"] = PRECISIONS
         if name == "target_sampling":
             kwargs["choices"] = TARGET_SAMPLING
         parser.add_argument(f"--{name}", default=default, **kwargs)

@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 
+from stargan_tf.cli import fail
 from stargan_tf.config import DEFAULT_ATTRS, StarGANConfig, parse_step
 
 # Official instance-norm buffers: present with track_running_stats=True, never used (no `.eval()` call).
@@ -221,8 +222,7 @@ def main(argv=None):
                        args.official_discriminator, args.step, args.g_conv_dim, args.g_repeat_num, args.d_conv_dim,
                        args.d_repeat_num)
     except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     print(f"Wrote {path} and config.json; export with: python export.py --model_save_dir {args.model_save_dir} "
           "--export_dir EXPORT_DIR")
     return 0

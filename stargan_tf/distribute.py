@@ -15,7 +15,7 @@ import tempfile
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+from stargan_tf.config import STRATEGIES
 
 
 def split_cpu(num_devices):

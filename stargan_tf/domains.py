@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 
+from stargan_tf.config import ATTRIBUTE_DATASETS, FOLDER_DATASETS
+
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 
 
@@ -206,9 +208,9 @@ class LabelLayout:
 def layout_for(config):
     """The label layout a configuration trains: CelebA attributes, folder classes, or both with a mask."""
     parts = []
-    if config.dataset in ("CelebA", "Demo", "Both"):
+    if config.dataset in ATTRIBUTE_DATASETS:
         parts.append(("CelebA", attribute_spec(config.selected_attrs)))
-    if config.dataset in ("RaFD", "Both"):
+    if config.dataset in FOLDER_DATASETS:
         if not config.rafd_classes:
             raise ValueError("the class names of --rafd_image_dir are not known yet (read the folder first)")
         parts.append(("RaFD", class_spec(config.rafd_classes)))

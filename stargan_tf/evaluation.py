@@ -23,9 +23,10 @@ import tensorflow as tf
 
 from stargan_tf import data, measures
 from stargan_tf.checkpoints import GENERATORS, checkpoint_path, generator_key, restore_generator
+from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
 from stargan_tf.domains import layout_for
-from stargan_tf.images import write_atomic
+from stargan_tf.files import write_atomic
 
 
 def _folder_split(option, folder, classes):
@@ -123,8 +124,7 @@ def main(argv=None):
     try:
         result = evaluate(args)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     line = json.dumps(result)
     if args.output:
         write_atomic(args.output, (line + "\n").encode())

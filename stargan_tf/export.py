@@ -12,6 +12,7 @@ import tempfile
 
 from stargan_tf import data, serving
 from stargan_tf.checkpoints import label_metadata, restore_discriminator, restore_generator
+from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
 
 
@@ -94,8 +95,7 @@ def main(argv=None):
         path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite,
                                 args.generator, max_pixels, args.include_classifier)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     signatures = "serving_default, translate_bytes, metadata" + (", classify" if args.include_classifier else "")
     print(f"Exported SavedModel to {path} ({directory_size(path) / 1e6:.1f} MB, images up to {max_pixels:,} "
           f"pixels); signatures: {signatures}")

@@ -8,6 +8,8 @@
 
 import tensorflow as tf
 
+from stargan_tf.config import PRECISIONS
+
 POLICIES = {"off": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -32,7 +34,7 @@ def gpu_compute_capability():
 
 def resolve_precision(choice="auto"):
     """'off', 'bf16' or 'fp16' for `choice`; 'auto' picks by hardware as in the module docstring."""
-    if choice not in ("auto", *POLICIES):
+    if choice not in PRECISIONS:
         raise ValueError(f"--mixed_precision must be auto, off, bf16 or fp16, got {choice!r}")
     if choice != "auto":
         return choice

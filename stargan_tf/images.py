@@ -1,10 +1,11 @@
 """Image grids and atomic PNG files for samples and test results."""
 
 import io
-import os
 
 import numpy as np
 from PIL import Image
+
+from stargan_tf.files import write_atomic  # also images.write_atomic, as before
 
 
 def to_uint8(images):
@@ -24,14 +25,4 @@ def save_png(path, array):
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return write_atomic(path, buffer.getvalue())
-
-
-def write_atomic(path, payload):
-    """Write bytes via a temporary file and rename, so a crash never leaves half a file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, path)
-    return path
 

@@ -21,7 +21,7 @@ from stargan_tf.checkpoints import (
     reading,
     remove_temp_folders,
 )
-from stargan_tf.config import load_config, save_config
+from stargan_tf.config import ATTRIBUTE_DATASETS, CONFIG_FILE, FOLDER_DATASETS, load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
 from stargan_tf.lock import FolderLock
 from stargan_tf.stopping import StopSignals, TrainingStopped, signal_name
@@ -55,7 +55,7 @@ def progress_line(step, total, start_step, elapsed, terms):
 def run_seed(config):
     """The seed of this run: a resumed run continues with the seed config.json recorded (an explicit --seed
     that differs is an error: it would change the data stream mid-run), a new run uses --seed or draws one."""
-    path = os.path.join(config.model_save_dir, "config.json")
+    path = os.path.join(config.model_save_dir, CONFIG_FILE)
     if config.mode == "train" and config.resume_iters is not None and os.path.exists(path):
         stored = load_config(config.model_save_dir).seed
         if stored is not None:
@@ -131,10 +131,10 @@ class Solver:
     def _read_sources(self):
         """Read the dataset files named by the config (and record the folder classes in it)."""
         cfg, sources = self.config, []
-        if cfg.dataset in ("CelebA", "Demo", "Both"):
+        if cfg.dataset in ATTRIBUTE_DATASETS:
             train, test = data.celeba_files(cfg.celeba_image_dir, cfg.attr_path, cfg.selected_attrs, cfg.test_size)
             sources.append(DatasetSource("CelebA", train, test, cfg.celeba_crop_size))
-        if cfg.dataset in ("RaFD", "Both"):
+        if cfg.dataset in FOLDER_DATASETS:
             paths, labels, classes = data.read_class_folders(cfg.rafd_image_dir)
             if cfg.rafd_classes and list(cfg.rafd_classes) != classes:
                 raise data.DataError(f"--rafd_image_dir {cfg.rafd_image_dir} has classes {', '.join(classes)}, "
@@ -153,7 +153,7 @@ class Solver:
 
     def _check_stored_config(self):
         """Refuse to resume or test with a different architecture or labels than model_save_dir holds."""
-        path = os.path.join(self.config.model_save_dir, "config.json")
+        path = os.path.join(self.config.model_save_dir, CONFIG_FILE)
         if not os.path.exists(path):
             return
         stored = load_config(self.config.model_save_dir).model_dict()

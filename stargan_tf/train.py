@@ -2,6 +2,7 @@
 
 import sys
 
+from stargan_tf.cli import fail
 from stargan_tf.config import parse_config
 from stargan_tf.data import DataError
 
@@ -29,15 +30,12 @@ def main(argv=None):
         print("\nInterrupted: nothing saved since the last checkpoint.", file=sys.stderr)
         return 130
     except (DataError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return fail(e, 1)
     except tf.errors.OpError as e:  # e.g. a multi-worker peer died: say so instead of a long trace
         lines = [line for line in e.message.splitlines() if line.strip()]
-        print(f"error: training stopped: {type(e).__name__}: {lines[0] if lines else e}", file=sys.stderr)
-        return 1
+        return fail(f"training stopped: {type(e).__name__}: {lines[0] if lines else e}", 1)
     return 0
 
 

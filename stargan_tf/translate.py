@@ -45,7 +45,10 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from stargan_tf import data, domains, faces, images
+from stargan_tf.cli import fail
+from stargan_tf.config import parse_step
 from stargan_tf.data import DECODABLE, MAX_PIXELS
+from stargan_tf.files import write_atomic
 from stargan_tf.serving import decode_square
 
 STRIP_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -414,7 +417,7 @@ def run(args):
                 note = " (no face found: centre square)" if args.align_faces else ""
                 photo_rows = rows_for(translator.classify([payload])[0] if auto else None)
                 result = centre_square(translator, payload, photo_rows, single, budget)
-                out = (images.write_atomic(target_path, result) if single else images.save_png(target_path, result))
+                out = (write_atomic(target_path, result) if single else images.save_png(target_path, result))
         except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
             raise ValueError(f"{path}: {_reason(e)}") from None
         written.append(out)
@@ -428,7 +431,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--export_dir", help="SavedModel written by export.py (a version folder or its parent)")
     parser.add_argument("--model_save_dir", help="or: a train.py checkpoint directory")
-    parser.add_argument("--test_iters", default="latest", help="checkpoint step with --model_save_dir")
+    parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step with --model_save_dir")
     parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
                         help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
     parser.add_argument("--input", nargs="+", required=True, help="image files and/or folders of images")
@@ -452,10 +455,7 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     parser.add_argument("--max_pixels", type=int, default=None,
                         help="refuse images whose header declares more pixels (default: the export's budget)")
-    args = parser.parse_args(argv)
-    if args.test_iters != "latest":
-        args.test_iters = int(args.test_iters)
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
@@ -463,8 +463,7 @@ def main(argv=None):
     try:
         run(args)
     except (ValueError, FileNotFoundError, faces.FacesExtraMissing) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     return 0
 
 

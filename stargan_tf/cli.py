@@ -1,0 +1,15 @@
+"""The tail every command line shares: a known error becomes one `error: <message>` line on stderr and an exit code.
+
+The lowest module of the package: it imports nothing from stargan_tf, so every `main` may use it.
+"""
+
+import sys
+
+USAGE_ERROR = 2  # the exit code of a bad option, path or file (argparse uses 2 as well)
+
+
+def fail(message, code=USAGE_ERROR):
+    """Print `error: <message>` to stderr and return `code`, for `return fail(e)` in a `main`."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
