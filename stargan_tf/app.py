@@ -29,7 +29,6 @@ import tensorflow as tf
 
 from stargan_tf import data, domains, faces, images, translate
 from stargan_tf.cli import fail
-from stargan_tf.config import parse_step
 
 NONE = "none"
 DEFAULT_PORT = 7860
@@ -336,11 +335,7 @@ def load_translator(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--export_dir", help="SavedModel written by export.py (a version folder or its parent)")
-    parser.add_argument("--model_save_dir", help="or: a train.py checkpoint directory")
-    parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step with --model_save_dir")
-    parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
-                        help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
+    translate.add_model_options(parser)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (default %(default)s)")
     parser.add_argument("--share", action="store_true", help="also ask Gradio for a public link (off by default)")
     parser.add_argument("--no_align_faces", action="store_true",

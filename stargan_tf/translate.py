@@ -426,14 +426,20 @@ def run(args):
     return written
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def add_model_options(parser):
+    """The options that pick the model: an export, or a checkpoint directory with its step and generator (the
+    translate CLI and the app share them)."""
     parser.add_argument("--export_dir", help="SavedModel written by export.py (a version folder or its parent)")
     parser.add_argument("--model_save_dir", help="or: a train.py checkpoint directory")
     parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step with --model_save_dir")
     parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
                         help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    add_model_options(parser)
     parser.add_argument("--input", nargs="+", required=True, help="image files and/or folders of images")
     parser.add_argument("--source", action="append", default=[],
                         help="the photos' attributes, e.g. Male=1,Young=1; or auto: predicted by the export's "
