@@ -27,7 +27,7 @@ import traceback
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, domains, faces, images, translate
+from stargan_tf import domains, faces, images, preprocessing, translate
 from stargan_tf.cli import fail
 
 NONE = "none"
@@ -181,7 +181,7 @@ class Editor:
         if found:
             crops = np.stack([faces.training_crop(faces.align(pixels, f), self.translator.crop_size) for f in found])
         else:
-            crops = data.center_crop(tf.constant(pixels)).numpy()[None]
+            crops = preprocessing.center_crop(tf.constant(pixels)).numpy()[None]
         if self.translator.can_classify:
             with self.lock:
                 probabilities = self.translator.classify_crops(crops)
@@ -329,7 +329,7 @@ def load_translator(args):
     if args.export_dir:
         return translate.Translator.from_export(args.export_dir)
     return translate.Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
-                                                args.max_pixels or data.MAX_PIXELS, classifier=True)
+                                                args.max_pixels or preprocessing.MAX_PIXELS, classifier=True)
 
 
 def parse_args(argv=None):

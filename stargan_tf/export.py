@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 
-from stargan_tf import data, serving
+from stargan_tf import preprocessing, serving
 from stargan_tf.checkpoints import label_metadata, restore_discriminator, restore_generator
 from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
@@ -20,7 +20,7 @@ def directory_size(path):
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
-def build_server(generator, config, max_pixels=data.MAX_PIXELS, discriminator=None):
+def build_server(generator, config, max_pixels=preprocessing.MAX_PIXELS, discriminator=None):
     """The servable generator (with D's `classify` when `discriminator` is given); its crop_size is the training crop
     of CelebA-layout images (folder datasets: theirs)."""
     names, groups, datasets = label_metadata(config)
@@ -30,7 +30,7 @@ def build_server(generator, config, max_pixels=data.MAX_PIXELS, discriminator=No
 
 
 def export_generator(model_save_dir, export_dir, step="latest", version=None, overwrite=False, which="auto",
-                     max_pixels=data.MAX_PIXELS, include_classifier=False):
+                     max_pixels=preprocessing.MAX_PIXELS, include_classifier=False):
     """Restore G at `step` and write a SavedModel to `export_dir/<version>` (default: the training step).
 
     `which` generator: 'auto' (the moving average when the checkpoint holds one, else G), 'ema' or 'raw'.
@@ -90,7 +90,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    max_pixels = data.MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    max_pixels = preprocessing.MAX_PIXELS if args.max_pixels is None else args.max_pixels
     try:
         path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite,
                                 args.generator, max_pixels, args.include_classifier)

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import data
+from stargan_tf import preprocessing
 
 ALIGNED_WIDTH, ALIGNED_HEIGHT = 178, 218
 # CelebA's mean landmark positions (x, y) in the aligned frame, in mtcnn's keypoint order.
@@ -122,15 +122,15 @@ def align(pixels, face):
 
 
 def crop_box(crop_size=DEFAULT_CROP_SIZE):
-    """(top, left, size) of the training crop in the aligned frame: data.center_crop's square."""
+    """(top, left, size) of the training crop in the aligned frame: preprocessing.center_crop's square."""
     size = min(ALIGNED_WIDTH, ALIGNED_HEIGHT, int(crop_size))
     return round((ALIGNED_HEIGHT - size) / 2), round((ALIGNED_WIDTH - size) / 2), size
 
 
 def training_crop(aligned, crop_size=DEFAULT_CROP_SIZE):
-    """The model's training crop of an aligned face: uint8 (size, size, 3), data.center_crop's square; the model's
-    resize to image_size follows in translation."""
-    return data.center_crop(tf.convert_to_tensor(aligned), int(crop_size)).numpy()
+    """The model's training crop of an aligned face: uint8 (size, size, 3), preprocessing.center_crop's square;
+    the model's resize to image_size follows in translation."""
+    return preprocessing.center_crop(tf.convert_to_tensor(aligned), int(crop_size)).numpy()
 
 
 def _feather(size, feather):
@@ -219,9 +219,9 @@ def upright(pixels, orientation):
     return np.ascontiguousarray(_UPRIGHT.get(int(orientation), lambda a: a)(pixels))
 
 
-def decode_photo(payload, max_pixels=data.MAX_PIXELS):
+def decode_photo(payload, max_pixels=preprocessing.MAX_PIXELS):
     """JPEG/PNG/GIF/BMP bytes -> uint8 RGB (H, W, 3) as shown (EXIF orientation applied), after the pixel budget."""
-    pixels = data.decode_image(tf.constant(payload), None, max_pixels=max_pixels).numpy()
+    pixels = preprocessing.decode_image(tf.constant(payload), None, max_pixels=max_pixels).numpy()
     try:
         with Image.open(io.BytesIO(payload)) as image:
             orientation = image.getexif().get(EXIF_ORIENTATION, 1)

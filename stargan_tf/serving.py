@@ -15,7 +15,7 @@ than max_pixels pixels raise InvalidArgumentError, the last before any pixel is 
 
 import tensorflow as tf
 
-from stargan_tf import data, domains
+from stargan_tf import domains, preprocessing
 
 
 def _assert_shape(tensor, expected, what):
@@ -40,11 +40,12 @@ def _after(checks, *tensors):
         return [tf.identity(t) for t in tensors]
 
 
-def decode_square(image_bytes, image_size, max_pixels=data.MAX_PIXELS):
+def decode_square(image_bytes, image_size, max_pixels=preprocessing.MAX_PIXELS):
     """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize,
     the training preprocessing with the crop taken as the photo's largest centred square."""
-    image = data.decode_image(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;", max_pixels)
-    return data.preprocess(image, None, image_size)
+    image = preprocessing.decode_image(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;",
+                                       max_pixels)
+    return preprocessing.preprocess(image, None, image_size)
 
 
 def encode_png(image):
@@ -57,7 +58,7 @@ class GeneratorServer(tf.Module):
     """Wraps a trained generator with the serving signatures and its label metadata."""
 
     def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None,
-                 max_pixels=data.MAX_PIXELS, crop_size=178, discriminator=None):
+                 max_pixels=preprocessing.MAX_PIXELS, crop_size=178, discriminator=None):
         super().__init__(name="stargan_generator")
         if not isinstance(max_pixels, int) or max_pixels < 1:
             raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")

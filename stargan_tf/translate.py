@@ -44,11 +44,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from stargan_tf import data, domains, faces, images
+from stargan_tf import domains, faces, images, preprocessing
 from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
-from stargan_tf.data import DECODABLE, MAX_PIXELS
+from stargan_tf.data import DECODABLE
 from stargan_tf.files import write_atomic
+from stargan_tf.preprocessing import MAX_PIXELS
 from stargan_tf.serving import decode_square
 
 STRIP_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -342,7 +343,7 @@ def aligned_faces(translator, pixels, found, rows_for, single):
     crops = np.stack([faces.training_crop(faces.align(pixels, face), crop_size) for face in found])
     strips = []
     for crop, rows in zip(crops, rows_for(crops), strict=True):
-        model_input = images.to_uint8(data.preprocess(tf.constant(crop), None, translator.image_size).numpy())
+        model_input = images.to_uint8(preprocessing.preprocess(tf.constant(crop), None, translator.image_size).numpy())
         strips.append(np.concatenate([model_input, *translator.translate_crops([crop] * len(rows), rows)], axis=1))
     return np.concatenate(strips, axis=0)
 

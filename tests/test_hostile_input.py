@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stargan_tf import data
+from stargan_tf import preprocessing
 from tests.helpers.hostile_images import WEBP_HEAD, gif, noise, png_bomb
 
 
-def decode(payload, max_pixels=data.MAX_PIXELS):
-    return data.decode_image(tf.constant(payload), "x.img", max_pixels=max_pixels)
+def decode(payload, max_pixels=preprocessing.MAX_PIXELS):
+    return preprocessing.decode_image(tf.constant(payload), "x.img", max_pixels=max_pixels)
 
 
 def test_png_bomb_is_refused_with_its_size_and_the_budget():
@@ -42,7 +42,7 @@ def test_gif_within_the_budget_decodes():
 
 def test_gif_of_too_many_blocks_is_refused():
     with pytest.raises(tf.errors.InvalidArgumentError, match="x.img: GIF of more than 65536 blocks"):
-        decode(gif([noise(5, 5)], comment_blocks=data.GIF_MAX_BLOCKS))
+        decode(gif([noise(5, 5)], comment_blocks=preprocessing.GIF_MAX_BLOCKS))
 
 
 def test_unknown_bytes_are_shown_in_hex():
@@ -52,7 +52,7 @@ def test_unknown_bytes_are_shown_in_hex():
 
 def float_resize(image, crop_size, image_size):
     """The preprocessing before the box average: the whole image as float32, centre crop, antialiased resize."""
-    image = data.center_crop(tf.cast(image, tf.float32), crop_size)
+    image = preprocessing.center_crop(tf.cast(image, tf.float32), crop_size)
     image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0).numpy()
 
@@ -61,7 +61,7 @@ def float_resize(image, crop_size, image_size):
 def test_preprocess_below_the_box_average_is_bit_identical(crop_size, image_size):
     """Crops up to BOX_AVERAGE_ABOVE: uint8 crop then float32 gives exactly the old float32 result."""
     image = tf.constant(np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8))
-    np.testing.assert_array_equal(data.preprocess(image, crop_size, image_size).numpy(),
+    np.testing.assert_array_equal(preprocessing.preprocess(image, crop_size, image_size).numpy(),
                                   float_resize(image, crop_size, image_size))
 
 
@@ -71,4 +71,4 @@ def test_large_crop_is_box_averaged_before_the_resize():
     pixels = np.random.default_rng(1).integers(0, 256, (1030, 1068, 3), dtype=np.uint8)
     blocks = pixels[3:1027, 19 + 3:19 + 1027].astype(np.float64).reshape(64, 16, 64, 16, 3).mean(axis=(1, 3))
     expected = float_resize(tf.constant(blocks, tf.float32), None, 32)
-    np.testing.assert_allclose(data.preprocess(tf.constant(pixels), None, 32).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(preprocessing.preprocess(tf.constant(pixels), None, 32).numpy(), expected, atol=1e-6)
