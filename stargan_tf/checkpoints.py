@@ -11,6 +11,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
 from stargan_tf import domains
+from stargan_tf.cli import first_line
 from stargan_tf.config import load_config
 from stargan_tf.models import build_discriminator, build_generator
 
@@ -29,18 +30,13 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read; the message names its file."""
 
 
-def _first_line(error):
-    text = getattr(error, "message", None) or str(error)
-    return next((line for line in text.splitlines() if line.strip()), type(error).__name__)
-
-
 def problem(prefix):
     """Why the checkpoint at `prefix` cannot be read (a torn or empty index, missing or empty data), or None."""
     index = prefix + ".index"
     try:
         tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as e:
-        return f"{index}: {_first_line(e)}"
+        return f"{index}: {first_line(e)}"
     shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
     if not shards:
         return f"{index}: its data file {os.path.basename(prefix)}.data-00000-of-00001 is missing"
@@ -85,7 +81,7 @@ def reading(path):
     try:
         yield
     except (tf.errors.OpError, IndexError, OSError) as e:
-        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {_first_line(e)}); it "
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {first_line(e)}); it "
                               "is damaged or incomplete: choose another step") from None
 
 

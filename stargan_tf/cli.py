@@ -13,3 +13,9 @@ def fail(message, code=USAGE_ERROR):
     print(f"error: {message}", file=sys.stderr)
     return code
 
+
+def first_line(error):
+    """The first non-empty line of an exception's message (a TF error's `message` holds the graph trace after it),
+    or the exception's type name when it has none."""
+    text = getattr(error, "message", None) or str(error)
+    return next((line for line in text.splitlines() if line.strip()), type(error).__name__)

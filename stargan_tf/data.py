@@ -6,6 +6,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
+from stargan_tf.cli import first_line
 from stargan_tf.preprocessing import MAX_PIXELS, center_crop, decode_image, load_image, preprocess  # noqa: F401
 
 OFFICIAL_TEST_SIZE = 1999  # the official split: rows with (i+1) < 2000 after the seeded shuffle
@@ -132,10 +133,12 @@ def batch_paths(paths, seed, batch_size, batch_index, shard=(1, 0)):
     """The files of batch `batch_index` of `train_dataset(paths, ..., batch_size, seed, shard=shard)`: the
     candidates to check when that batch fails to decode (the pipeline's error does not name the file)."""
     files, seed = _pipeline_files(paths, seed, shard)
-    found = []
+    orders, found = {}, []  # a batch spans at most two epochs: each order is drawn once
     for position in range(batch_index * batch_size, (batch_index + 1) * batch_size):
         epoch, offset = divmod(position, len(files))
-        found.append(files[int(_epoch_order(len(files), seed, epoch)[offset])])
+        if epoch not in orders:
+            orders[epoch] = _epoch_order(len(files), seed, epoch).numpy()
+        found.append(files[int(orders[epoch][offset])])
     return found
 
 
@@ -144,7 +147,7 @@ def undecodable(path, crop_size, image_size):
     try:
         load_image(path, crop_size, image_size)
     except tf.errors.OpError as e:
-        return next((line for line in e.message.splitlines() if line.strip()), type(e).__name__)
+        return first_line(e)
     return None
 
 

@@ -10,7 +10,6 @@ folders that are deleted afterwards.
 import json
 import os
 import shutil
-import signal
 import tempfile
 
 import tensorflow as tf
@@ -99,18 +98,18 @@ def num_workers(strategy):
 
 
 class StopVote:
-    """The signal any worker was asked to stop with (0: none), agreed by all: a collective on multi-worker
-    runs, so that every worker calls it at the same iteration and all stop at the same step."""
+    """The signal (one of `signals`) any worker was asked to stop with (0: none), agreed by all: a collective on
+    multi-worker runs, so that every worker calls it at the same iteration and all stop at the same step."""
 
-    def __init__(self, strategy):
-        self.strategy = strategy
+    def __init__(self, strategy, signals):
+        self.strategy, self.signals = strategy, tuple(signals)
         self._collective = num_workers(strategy) > 1
         if self._collective:
             self._sum = tf.function(lambda flags: strategy.reduce(
                 tf.distribute.ReduceOp.SUM, strategy.run(lambda f: f, args=(flags,)), axis=None))
 
-    def __call__(self, signum, signals=(signal.SIGINT, signal.SIGTERM)):
+    def __call__(self, signum):
         if not self._collective:
             return signum
-        counts = self._sum(tf.constant([float(signum == s) for s in signals]))
-        return next((s for s, n in zip(signals, counts.numpy(), strict=True) if n > 0), 0)
+        counts = self._sum(tf.constant([float(signum == s) for s in self.signals]))
+        return next((s for s, n in zip(self.signals, counts.numpy(), strict=True) if n > 0), 0)

@@ -21,10 +21,11 @@ from stargan_tf.checkpoints import (
     reading,
     remove_temp_folders,
 )
+from stargan_tf.cli import first_line
 from stargan_tf.config import ATTRIBUTE_DATASETS, CONFIG_FILE, FOLDER_DATASETS, load_config, save_config
 from stargan_tf.demo_data import generate_demo_dataset
 from stargan_tf.lock import FolderLock
-from stargan_tf.stopping import StopSignals, TrainingStopped, signal_name
+from stargan_tf.stopping import SIGNALS, StopSignals, TrainingStopped, signal_name
 from stargan_tf.training import StarGANTrainer
 
 
@@ -273,7 +274,7 @@ class Solver:
         held_out = self._held_out() if cfg.eval_step and chief else None
         streams = {source.name: self._input(source, start) for source in self.sources}
         latest = {}  # the last value of every loss term: G's terms change only every n_critic steps
-        vote = distribute.StopVote(self.strategy)
+        vote = distribute.StopVote(self.strategy, SIGNALS)
         self.skipped_images = []
         print("Start training...")
         t0, step = time.time(), start
@@ -336,11 +337,10 @@ class Solver:
                 reason = data.undecodable(path, source.crop_size, cfg.image_size)
                 if reason:
                     bad.append((source, path, reason))
-        first_line = next((line for line in error.message.splitlines() if line.strip()), type(error).__name__)
         if not bad:
             path = self._save_now(manager, step, start)
-            raise data.DataError(f"the training batch of step {step + 1} failed ({first_line}) and no single file "
-                                 f"of it could be blamed; {f'saved {path}' if path else 'nothing to save'}")
+            raise data.DataError(f"the training batch of step {step + 1} failed ({first_line(error)}) and no single "
+                                 f"file of it could be blamed; {f'saved {path}' if path else 'nothing to save'}")
         if not cfg.skip_bad_images:
             path = self._save_now(manager, step, start)
             saved = f"saved {path} first" if path else "nothing trained since the start, nothing saved"

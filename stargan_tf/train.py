@@ -2,7 +2,7 @@
 
 import sys
 
-from stargan_tf.cli import fail
+from stargan_tf.cli import fail, first_line
 from stargan_tf.config import parse_config
 from stargan_tf.data import DataError
 
@@ -34,8 +34,7 @@ def main(argv=None):
     except TrainingError as e:
         return fail(e, 1)
     except tf.errors.OpError as e:  # e.g. a multi-worker peer died: say so instead of a long trace
-        lines = [line for line in e.message.splitlines() if line.strip()]
-        return fail(f"training stopped: {type(e).__name__}: {lines[0] if lines else e}", 1)
+        return fail(f"training stopped: {type(e).__name__}: {first_line(e)}", 1)
     return 0
 
 
