@@ -28,11 +28,6 @@ def first_images(paths, labels, crop_size, image_size, count):
     return x.numpy(), c.numpy()
 
 
-def crop_size_of(config, dataset):
-    """The center crop of `dataset`'s images (CelebA layout or folder classes) in `config`."""
-    return config.rafd_crop_size if dataset == "RaFD" else config.celeba_crop_size
-
-
 class EveryNSteps(keras.callbacks.Callback):
     """Calls `at_step(step, logs)` after every `every_n_steps`-th step of the model's counter, and only for steps
     trained in this fit() (not again for the step a restored run starts at)."""
@@ -139,7 +134,7 @@ class Evaluate(EveryNSteps):
             return
         config, layout, self._held_out = self.model.config, self.model.layout, {}
         for name, (train, held_out) in self.splits.items():
-            crop = crop_size_of(config, name)
+            crop = config.crop_size(name)
             judge, _, _ = measures.judge_for(self.judge_dir, name, layout.spec(name).one_hot, *train, crop,
                                              config.image_size)
             x, labels = measures.load_split(*held_out, crop, config.image_size, limit=self.eval_images)

@@ -160,6 +160,11 @@ class StarGANConfig:
             raise ValueError(f"--test_size must be 0 or more, got {self.test_size}")
         return self
 
+    def crop_size(self, dataset):
+        """The centre crop of `dataset`'s images: `rafd_crop_size` for the folder dataset (RaFD), else
+        `celeba_crop_size` (CelebA, Demo, and a joint model's own name, Both)."""
+        return self.rafd_crop_size if dataset == "RaFD" else self.celeba_crop_size
+
     def model_dict(self):
         """The options needed to rebuild the networks and their labels (stored beside the checkpoints)."""
         keys = ("dataset", "c_dim", "c2_dim", "image_size", "g_conv_dim", "d_conv_dim", "g_repeat_num",

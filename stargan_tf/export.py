@@ -24,9 +24,8 @@ def build_server(generator, config, max_pixels=preprocessing.MAX_PIXELS, discrim
     """The servable generator (with D's `classify` when `discriminator` is given); its crop_size is the training crop
     of CelebA-layout images (folder datasets: theirs)."""
     names, groups, datasets = label_metadata(config)
-    crop_size = config.rafd_crop_size if config.dataset == "RaFD" else config.celeba_crop_size
-    return serving.GeneratorServer(generator, names, config.image_size, groups, datasets, max_pixels, crop_size,
-                                   discriminator)
+    return serving.GeneratorServer(generator, names, config.image_size, groups, datasets, max_pixels,
+                                   config.crop_size(config.dataset), discriminator)
 
 
 def export_generator(model_save_dir, export_dir, step="latest", version=None, overwrite=False, which="auto",

@@ -134,7 +134,7 @@ class Solver:
         cfg, sources = self.config, []
         if cfg.dataset in ATTRIBUTE_DATASETS:
             train, test = data.celeba_files(cfg.celeba_image_dir, cfg.attr_path, cfg.selected_attrs, cfg.test_size)
-            sources.append(DatasetSource("CelebA", train, test, cfg.celeba_crop_size))
+            sources.append(DatasetSource("CelebA", train, test, cfg.crop_size("CelebA")))
         if cfg.dataset in FOLDER_DATASETS:
             paths, labels, classes = data.read_class_folders(cfg.rafd_image_dir)
             if cfg.rafd_classes and list(cfg.rafd_classes) != classes:
@@ -149,7 +149,7 @@ class Solver:
                     raise data.DataError(f"--eval_dir {cfg.eval_dir} has classes {', '.join(eval_classes)}, but "
                                          f"--rafd_image_dir has {', '.join(classes)}")
                 held_out = (eval_paths, eval_labels)
-            sources.append(DatasetSource("RaFD", (paths, labels), held_out, cfg.rafd_crop_size))
+            sources.append(DatasetSource("RaFD", (paths, labels), held_out, cfg.crop_size("RaFD")))
         return sources
 
     def _check_stored_config(self):
