@@ -10,10 +10,9 @@ import sys
 import tensorflow as tf
 from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
-from stargan_tf import domains
 from stargan_tf.cli import first_line
 from stargan_tf.config import load_config
-from stargan_tf.models import build_discriminator, build_generator
+from stargan_tf.networks import discriminator_for, generator_for
 
 CHECKPOINT_NAME = "ckpt"
 
@@ -103,14 +102,17 @@ def checkpoint_step(path):
     return int(path.rsplit("-", 1)[1])
 
 
-def label_metadata(config):
-    """(names, exclusive group id per entry or -1, dataset per entry) of the generator's label vector."""
-    return domains.layout_for(config).metadata()
-
-
 GENERATORS = ("auto", "ema", "raw")
 EMA_KEY, RAW_KEY = "generator_ema", "generator"
 DISCRIMINATOR_KEY = "discriminator"
+
+
+def training_checkpoint(generator, discriminator, g_optimizer, d_optimizer, step, generator_ema=None):
+    """The `tf.train.Checkpoint` train.py writes and resumes from (its keys are the file format: train.py, fit(),
+    the converter and the restore functions below all read and write through them)."""
+    extra = {EMA_KEY: generator_ema} if generator_ema is not None else {}
+    return tf.train.Checkpoint(**{RAW_KEY: generator, DISCRIMINATOR_KEY: discriminator}, g_optimizer=g_optimizer,
+                               d_optimizer=d_optimizer, step=step, **extra)
 
 
 def has_ema(path):
@@ -148,8 +150,7 @@ def restore_generator(model_save_dir, step="latest", which="auto"):
     """
     config = load_config(model_save_dir)
     path = checkpoint_path(model_save_dir, step)
-    generator = build_generator(config.image_size, domains.layout_for(config).dim, config.g_conv_dim,
-                                config.g_repeat_num)
+    generator = generator_for(config)
     load_generator_weights(generator, path, which)
     return generator, config, checkpoint_step(path)
 
@@ -171,8 +172,7 @@ def restore_discriminator(model_save_dir, step, config=None):
     if not has_discriminator(path):
         raise ValueError(f"{path} holds no discriminator, so no classifier can be exported; export without "
                          "--include_classifier")
-    discriminator = build_discriminator(config.image_size, domains.layout_for(config).cls_dim, config.d_conv_dim,
-                                        config.d_repeat_num)
+    discriminator = discriminator_for(config)
     checkpoint = tf.train.Checkpoint(**{DISCRIMINATOR_KEY: discriminator})
     with reading(path):
         checkpoint.restore(path).expect_partial().assert_existing_objects_matched()

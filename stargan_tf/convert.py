@@ -167,9 +167,10 @@ def convert(official_generator, model_save_dir, image_size=128, c_dim=None, sele
     """
     import tensorflow as tf
 
-    from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps
+    from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps, training_checkpoint
     from stargan_tf.config import save_config
-    from stargan_tf.training import StarGANTrainer
+    from stargan_tf.networks import discriminator_for, generator_for
+    from stargan_tf.training import build_optimizers
 
     c_dim = len(selected_attrs) if c_dim is None else c_dim
     g_state = read_state_dict(official_generator)
@@ -192,13 +193,15 @@ def convert(official_generator, model_save_dir, image_size=128, c_dim=None, sele
                            g_ema_decay=0.0).validate()  # the official code keeps no moving average of G
     if step in available_steps(model_save_dir):
         raise FileExistsError(f"{model_save_dir} already holds a checkpoint for step {step}; choose another folder")
-    trainer = StarGANTrainer(config)
-    assign(trainer.G, g_weights)
+    generator, discriminator = assign(generator_for(config), g_weights), discriminator_for(config)
     if d_weights:
-        assign(trainer.D, d_weights)
-    trainer.step.assign(step)
-    manager = tf.train.CheckpointManager(trainer.checkpoint(), model_save_dir, max_to_keep=None,
-                                         checkpoint_name=CHECKPOINT_NAME)
+        assign(discriminator, d_weights)
+    g_optimizer, d_optimizer = build_optimizers(config)  # fresh, with their slots, so that train.py can resume
+    g_optimizer.build(generator.trainable_variables)
+    d_optimizer.build(discriminator.trainable_variables)
+    state = training_checkpoint(generator, discriminator, g_optimizer, d_optimizer,
+                                tf.Variable(step, dtype=tf.int64, trainable=False, name="step"))
+    manager = tf.train.CheckpointManager(state, model_save_dir, max_to_keep=None, checkpoint_name=CHECKPOINT_NAME)
     save_config(config, model_save_dir)
     return manager.save(checkpoint_number=step)
 

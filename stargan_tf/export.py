@@ -10,8 +10,8 @@ import shutil
 import sys
 import tempfile
 
-from stargan_tf import preprocessing, serving
-from stargan_tf.checkpoints import label_metadata, restore_discriminator, restore_generator
+from stargan_tf import domains, preprocessing, serving
+from stargan_tf.checkpoints import restore_discriminator, restore_generator
 from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
 
@@ -23,8 +23,8 @@ def directory_size(path):
 def build_server(generator, config, max_pixels=preprocessing.MAX_PIXELS, discriminator=None):
     """The servable generator (with D's `classify` when `discriminator` is given); its crop_size is the training crop
     of CelebA-layout images (folder datasets: theirs)."""
-    names, groups, datasets = label_metadata(config)
-    return serving.GeneratorServer(generator, names, config.image_size, groups, datasets, max_pixels,
+    names, groups, label_dataset = domains.layout_for(config).metadata()
+    return serving.GeneratorServer(generator, names, config.image_size, groups, label_dataset, max_pixels,
                                    config.crop_size(config.dataset), discriminator)
 
 

@@ -11,7 +11,8 @@ import keras
 import tensorflow as tf
 
 from stargan_tf import domains, hardware, losses
-from stargan_tf.models import build_discriminator, build_generator
+from stargan_tf.checkpoints import training_checkpoint
+from stargan_tf.networks import discriminator_for, generator_for
 from stargan_tf.optimizers import FusedAdam
 
 GP_FP16_SCALE = 1024.0  # keeps float16 gradients of the critic w.r.t. its input clear of underflow
@@ -57,6 +58,23 @@ def classification_loss_for(layout, dataset):
     return loss
 
 
+def build_networks(config, layout, precision):
+    """(G, D, the moving average of G or None) for `config` and `layout`: G and D in `precision`'s Keras policy,
+    the average float32 whatever the precision (built when `config.g_ema_decay` > 0)."""
+    policy = hardware.POLICIES[precision]
+    generator = generator_for(config, layout, dtype=policy)
+    discriminator = discriminator_for(config, layout, dtype=policy)
+    average = generator_for(config, layout, name="generator_ema", dtype="float32") if config.g_ema_decay > 0 else None
+    return generator, discriminator, average
+
+
+def build_optimizers(config):
+    """(G's, D's) optimizer as train.py trains with: the project's Adam (fused kernel) with the config's rates and
+    betas."""
+    return (FusedAdam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2),
+            FusedAdam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2))
+
+
 class StarGANTrainer:
     """Owns G, D, their Adam optimizers and the step counter, and runs distributed train steps.
 
@@ -65,36 +83,35 @@ class StarGANTrainer:
     """
 
     def __init__(self, config, layout=None, strategy=None, *, generator=None, discriminator=None, g_optimizer=None,
-                 d_optimizer=None, step=None):
-        """`generator`, `discriminator`, the optimizers and the `step` variable are built from `config` when not given
-        (the command line's case); `stargan_tf.StarGAN` hands in its own (made under `strategy`'s scope)."""
+                 d_optimizer=None, step=None, generator_ema=None):
+        """Trains the networks and optimizers handed in (make them under `strategy`'s scope); those not given come
+        from `build_networks` / `build_optimizers`. With a generator handed in and `config.g_ema_decay` > 0 the
+        moving average is `generator_ema`, or a clone of the generator."""
         self.config = config
         self.layout = layout or domains.layout_for(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.precision = hardware.resolve_precision(config.mixed_precision)
         self.jit_compile = hardware.resolve_jit(config.jit_compile)
-        policy = hardware.POLICIES[self.precision]
-        g_c_dim, d_c_dim = self.layout.dim, self.layout.cls_dim
         with self.strategy.scope():
-            self.G = generator if generator is not None else build_generator(
-                config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num, dtype=policy)
-            self.D = discriminator if discriminator is not None else build_discriminator(
-                config.image_size, d_c_dim, config.d_conv_dim, config.d_repeat_num, dtype=policy)
-            g_made, d_made = g_optimizer is None, d_optimizer is None
-            g_optimizer = self._optimizer(config.g_lr) if g_made else g_optimizer
-            d_optimizer = self._optimizer(config.d_lr) if d_made else d_optimizer
-            self._use_optimizer("g", g_optimizer, config.g_lr if g_made else None)
-            self._use_optimizer("d", d_optimizer, config.d_lr if d_made else None)
+            if generator is None and discriminator is None and generator_ema is None:
+                generator, discriminator, generator_ema = build_networks(config, self.layout, self.precision)
+            policy = hardware.POLICIES[self.precision]
+            if generator is None:
+                generator = generator_for(config, self.layout, dtype=policy)
+            if discriminator is None:
+                discriminator = discriminator_for(config, self.layout, dtype=policy)
+            if config.g_ema_decay > 0 and generator_ema is None:
+                generator_ema = keras.models.clone_model(generator)  # Keras keeps variables float32 in any policy
+            self.G, self.D = generator, discriminator
+            # The moving average of G's weights, which samples, tests and exports use when enabled; G keeps training.
+            self.G_ema = generator_ema if config.g_ema_decay > 0 else None
+            g_made, d_made = build_optimizers(config)
+            self._use_optimizer("g", g_made if g_optimizer is None else g_optimizer,
+                                config.g_lr if g_optimizer is None else None)
+            self._use_optimizer("d", d_made if d_optimizer is None else d_optimizer,
+                                config.d_lr if d_optimizer is None else None)
             self.step = step if step is not None else tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            # The moving average of G's weights (float32 whatever the precision), which samples, tests and
-            # exports use when enabled; G itself keeps training.
-            self.G_ema = None
-            if config.g_ema_decay > 0:
-                if generator is None:
-                    self.G_ema = build_generator(config.image_size, g_c_dim, config.g_conv_dim, config.g_repeat_num,
-                                                 name="generator_ema", dtype="float32")
-                else:  # a generator handed in: the same architecture (Keras keeps variables float32 in any policy)
-                    self.G_ema = keras.models.clone_model(generator)
+            if self.G_ema is not None:
                 self.reset_ema()
         self._fns = {}
 
@@ -118,10 +135,6 @@ class StarGANTrainer:
         setattr(self, f"{name}_optimizer", optimizer)
         setattr(self, f"{name}_base_lr", float(optimizer.learning_rate.numpy()) if base_lr is None else base_lr)
         self._fns = {}
-
-    def _optimizer(self, lr):
-        """The project's Adam (fused kernel) with the config's betas."""
-        return FusedAdam(lr, beta_1=self.config.beta1, beta_2=self.config.beta2)
 
     def _scaled(self, optimizer, loss):
         return optimizer.scale_loss(loss) if self.precision == "fp16" else loss
@@ -259,6 +272,5 @@ class StarGANTrainer:
 
     def checkpoint(self, with_ema=True):
         """A `tf.train.Checkpoint` of everything training needs to continue exactly (the EMA too, if any)."""
-        extra = {"generator_ema": self.G_ema} if with_ema and self.G_ema is not None else {}
-        return tf.train.Checkpoint(generator=self.G, discriminator=self.D, g_optimizer=self.g_optimizer,
-                                   d_optimizer=self.d_optimizer, step=self.step, **extra)
+        return training_checkpoint(self.G, self.D, self.g_optimizer, self.d_optimizer, self.step,
+                                   self.G_ema if with_ema else None)

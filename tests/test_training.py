@@ -26,9 +26,9 @@ def make_batch(seed, n=4, size=32, c_dim=5):
             "alpha": tf.constant(rng.random((n, 1, 1, 1)).astype(np.float32))}
 
 
-def tiny_trainer(seed=0):
+def tiny_trainer(seed=0, **optimizers):
     tf.keras.utils.set_random_seed(seed)
-    return StarGANTrainer(StarGANConfig(**TINY, n_critic=1).validate())
+    return StarGANTrainer(StarGANConfig(**TINY, n_critic=1).validate(), **optimizers)
 
 
 def copy_weights(src, dst):
@@ -60,11 +60,9 @@ def naive_g_step(trainer, batch):
 def test_fused_step_equals_official_d_then_g_order():
     """Compared through plain SGD, whose update is the gradient itself (Adam's first step, g/|g|, would
     magnify float round-off in near-zero gradients)."""
-    fused, naive = tiny_trainer(), tiny_trainer(1)
+    fused, naive = (tiny_trainer(seed, g_optimizer=keras.optimizers.SGD(1.0), d_optimizer=keras.optimizers.SGD(1.0))
+                    for seed in (0, 1))
     copy_weights(fused, naive)
-    for trainer in (fused, naive):
-        trainer.g_optimizer = keras.optimizers.SGD(1.0)
-        trainer.d_optimizer = keras.optimizers.SGD(1.0)
     start = fused.G.get_weights() + fused.D.get_weights()
     batch = make_batch(2)
     fused.step_function("CelebA", True)(batch)
