@@ -62,11 +62,9 @@ def bench_train(config, iters, warmup):
 def bench_data(config, iters, warmup):
     """Images per second through the training input pipeline (decode, crop, resize, flip, targets)."""
     from stargan_tf import data
-    from stargan_tf.solver import prepare_dataset_paths
+    from stargan_tf.demo_data import attribute_files
 
-    prepare_dataset_paths(config)
-    (paths, labels), _ = data.celeba_files(config.celeba_image_dir, config.attr_path, config.selected_attrs,
-                                           config.test_size)
+    (paths, labels), _ = data.celeba_files(*attribute_files(config), config.selected_attrs, config.test_size)
     stream = iter(data.train_dataset(paths, labels, config.celeba_crop_size, config.image_size, config.batch_size,
                                      seed=0, num_parallel_calls=config.num_workers))
     for _ in range(warmup):

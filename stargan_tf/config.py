@@ -7,6 +7,7 @@ import math
 import os
 
 from stargan_tf.files import write_atomic
+from stargan_tf.shapes import check_discriminator_size, check_generator_size
 
 DEFAULT_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 DATASETS = ("CelebA", "RaFD", "Both", "Demo")
@@ -17,9 +18,14 @@ PRECISIONS = ("auto", "off", "bf16", "fp16")  # --mixed_precision (stargan_tf.ha
 TARGET_SAMPLING = ("permutation", "other")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class StarGANConfig:
-    """Every option of training, testing and export; names and defaults follow yunjey/stargan's main.py."""
+    """Every option of training, testing and export; names and defaults follow yunjey/stargan's main.py.
+
+    A value: nothing writes it once made (`dataclasses.replace` makes another, as the solver does to record a run's
+    seed and classes). The label widths `c_dim`/`c2_dim` are derived when it is made, from `selected_attrs` and
+    `rafd_classes` (a width given that disagrees with them is an error).
+    """
 
     # Model configuration.
     c_dim: int | None = None  # official default 5; None follows len(selected_attrs)
@@ -86,8 +92,27 @@ class StarGANConfig:
     mixed_precision: str = "auto"  # off | bf16 | fp16; auto: by hardware (stargan_tf.hardware)
     jit_compile: bool | None = None  # XLA; None: on for GPUs, off for CPUs
 
+    def __post_init__(self):
+        object.__setattr__(self, "c_dim", self._label_width("c_dim", self.c_dim, "RaFD"))
+        object.__setattr__(self, "c2_dim", self._label_width("c2_dim", self.c2_dim, "Both"))
+
+    def _label_width(self, option, given, folder_dataset):
+        """The width of a label part: the selected attributes (c_dim of the attribute datasets) or the recorded
+        class folders (c_dim of RaFD, c2_dim of Both); `given` when neither says, else checked against it."""
+        if option == "c_dim" and self.dataset in ATTRIBUTE_DATASETS:
+            if given is not None and given != len(self.selected_attrs):
+                raise ValueError(f"--c_dim {given} does not match the {len(self.selected_attrs)} --selected_attrs "
+                                 f"({' '.join(self.selected_attrs)}); omit --c_dim to follow --selected_attrs")
+            return len(self.selected_attrs)
+        if self.dataset == folder_dataset and self.rafd_classes:
+            if given is not None and given != len(self.rafd_classes):
+                raise ValueError(f"--{option} {given} does not match the {len(self.rafd_classes)} classes "
+                                 f"({', '.join(self.rafd_classes)}); omit --{option} to follow the class folders")
+            return len(self.rafd_classes)
+        return given
+
     def validate(self):
-        """Raise ValueError naming the option when a value cannot work."""
+        """Raise ValueError naming the option when a value cannot work; returns the config unchanged."""
         if self.dataset not in DATASETS:
             raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.mode not in ("train", "test"):
@@ -97,34 +122,12 @@ class StarGANConfig:
                 raise ValueError("--selected_attrs needs at least one attribute name")
             if len(set(self.selected_attrs)) != len(self.selected_attrs):
                 raise ValueError(f"--selected_attrs names an attribute twice: {' '.join(self.selected_attrs)}")
-            if self.c_dim is None:
-                self.c_dim = len(self.selected_attrs)
-            elif self.c_dim != len(self.selected_attrs):
-                raise ValueError(
-                    f"--c_dim {self.c_dim} does not match the {len(self.selected_attrs)} --selected_attrs "
-                    f"({' '.join(self.selected_attrs)}); omit --c_dim to follow --selected_attrs"
-                )
-        if self.dataset == "RaFD" and self.rafd_classes and self.c_dim is not None \
-                and self.c_dim != len(self.rafd_classes):
-            raise ValueError(f"--c_dim {self.c_dim} does not match the {len(self.rafd_classes)} classes "
-                             f"({', '.join(self.rafd_classes)}); omit --c_dim to follow the class folders")
-        if self.dataset == "Both" and self.rafd_classes and self.c2_dim is not None \
-                and self.c2_dim != len(self.rafd_classes):
-            raise ValueError(f"--c2_dim {self.c2_dim} does not match the {len(self.rafd_classes)} classes "
-                             f"({', '.join(self.rafd_classes)}); omit --c2_dim to follow the class folders")
-        if self.rafd_classes:
-            if self.dataset == "RaFD":
-                self.c_dim = len(self.rafd_classes)
-            elif self.dataset == "Both":
-                self.c2_dim = len(self.rafd_classes)
         positive = ("image_size", "batch_size", "num_iters", "n_critic", "g_conv_dim", "d_conv_dim",
                     "log_step", "sample_step", "model_save_step", "lr_update_step", "celeba_crop_size",
                     "rafd_crop_size", "demo_images", "eval_images")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}")
-        from stargan_tf.models import check_discriminator_size, check_generator_size
-
         check_generator_size(self.image_size)
         check_discriminator_size(self.image_size, self.d_repeat_num)
         if self.g_repeat_num < 0:
@@ -313,8 +316,7 @@ def parse_config(argv=None):
     """Parse a command line into a validated config; option errors exit with argparse's message."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = StarGANConfig(**vars(args))
     try:
-        return config.validate()
+        return StarGANConfig(**vars(args)).validate()
     except ValueError as e:
         parser.error(str(e))

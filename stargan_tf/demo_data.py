@@ -130,6 +130,14 @@ def generate_demo_dataset(out_dir, num_images=2000, seed=0):
     return os.path.join(out_dir, "images"), os.path.join(out_dir, "list_attr_celeba.txt")
 
 
+def attribute_files(config):
+    """(image folder, attribute file) of a CelebA-layout config: for `--dataset Demo` the synthetic set under
+    `--demo_dir` (generated on first use), else `--celeba_image_dir` and `--attr_path`."""
+    if config.dataset == "Demo":
+        return generate_demo_dataset(config.demo_dir, config.demo_images, seed=0)
+    return config.celeba_image_dir, config.attr_path
+
+
 SHAPE_COLOURS = {"blue": (40, 80, 220), "green": (40, 170, 60), "red": (215, 40, 40), "yellow": (235, 205, 40)}
 
 

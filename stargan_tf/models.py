@@ -9,32 +9,12 @@ layer but the float32 outputs ('mixed_bfloat16' or 'mixed_float16' for mixed pre
 import keras
 
 from stargan_tf.layers import LabelConcat, LeakyReLU, PatchConv2D, instance_norm
+from stargan_tf.shapes import check_discriminator_size, check_generator_size
 
 # A D convolution with at least this many kernel weights per output pixel (per image) runs as one GEMM over its
 # patches (PatchConv2D). Measured on CPU (bf16 and float32, 4x4 stride-2 layers, 1-8 pixel outputs, 32-1024
 # input channels): the GEMM is faster from this ratio on (conv6 at 128x128: 554 ms -> 69 ms), slower below it.
 PATCH_GEMM_MIN_WEIGHTS_PER_PIXEL = 2**19
-
-
-def check_generator_size(image_size):
-    """Raise a clear error unless `image_size` is a multiple of 4 (two stride-2 halvings in G)."""
-    if image_size < 4 or image_size % 4:
-        raise ValueError(
-            f"image_size must be a multiple of 4 (the generator downsamples twice by 2), got {image_size}"
-        )
-
-
-def check_discriminator_size(image_size, repeat_num):
-    """Raise a clear error unless `image_size` is a positive multiple of 2**repeat_num."""
-    if repeat_num < 1:
-        raise ValueError(f"d_repeat_num must be at least 1, got {repeat_num}")
-    factor = 2**repeat_num
-    if image_size < factor or image_size % factor:
-        raise ValueError(
-            f"image_size {image_size} must be a multiple of 2**d_repeat_num = {factor}: the discriminator halves "
-            f"the image {repeat_num} times (image_size / 2**d_repeat_num = {image_size / factor:g}); "
-            f"use a larger --image_size or a smaller --d_repeat_num"
-        )
 
 
 def _residual_block(x, dim, name, dtype):

@@ -1,6 +1,7 @@
 """The training and test loops around the train steps: data, logging, samples, checkpoints, TensorBoard."""
 
 import contextlib
+import dataclasses
 import datetime
 import os
 import random
@@ -11,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, distribute, domains, images, measures
+from stargan_tf import data, distribute, domains, hardware, images, measures
 from stargan_tf.checkpoints import (
     CHECKPOINT_NAME,
     available_steps,
@@ -23,18 +24,11 @@ from stargan_tf.checkpoints import (
 )
 from stargan_tf.cli import first_line
 from stargan_tf.config import ATTRIBUTE_DATASETS, CONFIG_FILE, FOLDER_DATASETS, load_config, save_config
-from stargan_tf.demo_data import generate_demo_dataset
+from stargan_tf.demo_data import attribute_files
 from stargan_tf.lock import FolderLock
+from stargan_tf.networks import generator_for
 from stargan_tf.stopping import SIGNALS, StopSignals, TrainingStopped, signal_name
-from stargan_tf.training import StarGANTrainer
-
-
-def prepare_dataset_paths(config):
-    """For `--dataset Demo`, generate (once) the synthetic CelebA-layout data and point the config at it."""
-    if config.dataset == "Demo":
-        image_dir, attr_path = generate_demo_dataset(config.demo_dir, config.demo_images, seed=0)
-        config.celeba_image_dir, config.attr_path = image_dir, attr_path
-    return config
+from stargan_tf.training import StarGANTrainer, build_networks, build_optimizers
 
 
 def format_duration(seconds):
@@ -94,6 +88,31 @@ def check_finite(terms, step, last_checkpoint):
                         "check the --lambda_* weights, or look for broken images")
 
 
+def read_sources(config):
+    """The DatasetSources `config` trains or tests on, and the class folders of its folder dataset (None without
+    one); the classes must be those `config.rafd_classes` records, when it records any."""
+    sources, classes = [], None
+    if config.dataset in ATTRIBUTE_DATASETS:
+        train, test = data.celeba_files(config.celeba_image_dir, config.attr_path, config.selected_attrs,
+                                        config.test_size)
+        sources.append(DatasetSource("CelebA", train, test, config.crop_size("CelebA")))
+    if config.dataset in FOLDER_DATASETS:
+        paths, labels, classes = data.read_class_folders(config.rafd_image_dir)
+        if config.rafd_classes and list(config.rafd_classes) != classes:
+            raise data.DataError(f"--rafd_image_dir {config.rafd_image_dir} has classes {', '.join(classes)}, "
+                                 f"but the model was trained on {', '.join(config.rafd_classes)}")
+        # The folder given is the data of the mode: the training folder to train, the test folder to test.
+        held_out = (paths, labels)
+        if config.eval_dir and config.mode == "train":
+            eval_paths, eval_labels, eval_classes = data.read_class_folders(config.eval_dir, "--eval_dir")
+            if eval_classes != classes:
+                raise data.DataError(f"--eval_dir {config.eval_dir} has classes {', '.join(eval_classes)}, but "
+                                     f"--rafd_image_dir has {', '.join(classes)}")
+            held_out = (eval_paths, eval_labels)
+        sources.append(DatasetSource("RaFD", (paths, labels), held_out, config.crop_size("RaFD")))
+    return sources, classes
+
+
 class DatasetSource:
     """One dataset's files: training (paths, labels) and test (paths, labels), its crop size and its name."""
 
@@ -105,52 +124,49 @@ class Solver:
     """Trains and tests StarGAN on CelebA-layout data, a folder-per-class dataset, or both jointly."""
 
     def __init__(self, config, strategy=None):
-        self.config = prepare_dataset_paths(config)
-        config.seed = run_seed(config)
-        self.sources = self._read_sources()
-        config.validate()
+        """Reads the dataset files, then builds what the mode needs: G, D and their optimizers to train, G alone to
+        test. `self.config` is the run's own value: `config` with the seed, the class folders and (Demo) the data
+        files recorded, as config.json stores them; `config` itself is left as it was."""
+        if config.dataset in ATTRIBUTE_DATASETS:
+            image_dir, attr_path = attribute_files(config)
+            config = dataclasses.replace(config, celeba_image_dir=image_dir, attr_path=attr_path)
+        self.sources, classes = read_sources(config)
+        self.config = dataclasses.replace(config, seed=run_seed(config),
+                                          rafd_classes=classes or config.rafd_classes).validate()
         self.strategy = strategy or tf.distribute.get_strategy()
         self.locations = distribute.WriteLocations(self.strategy)
-        self.layout = domains.layout_for(config)
-        keras.utils.set_random_seed(config.seed)
-        self.trainer = StarGANTrainer(config, self.layout, self.strategy)
-        self.G, self.D = self.trainer.G, self.trainer.D
-        self.ckpt = self.trainer.checkpoint()
+        self.layout = domains.layout_for(self.config)
+        keras.utils.set_random_seed(self.config.seed)
+        if self.config.mode == "train":
+            self.trainer = self._trainer()
+            self.G, self.D = self.trainer.G, self.trainer.D
+            self.ckpt = self.trainer.checkpoint()
+            self.sampler = self.trainer.sampler
+        else:
+            self.trainer = None
+            self.sampler = generator_for(self.config, self.layout)
         self._translate = tf.function(self._generate)
         self._streams = {}
+
+    def _trainer(self):
+        """The trainer of this run, handed the networks and optimizers built under the strategy's scope."""
+        precision = hardware.resolve_precision(self.config.mixed_precision)
+        with self.strategy.scope():
+            generator, discriminator, average = build_networks(self.config, self.layout, precision)
+            g_optimizer, d_optimizer = build_optimizers(self.config)
+        return StarGANTrainer(self.config, self.layout, self.strategy, generator=generator,
+                              discriminator=discriminator, generator_ema=average, g_optimizer=g_optimizer,
+                              d_optimizer=d_optimizer)
 
     # ------------------------------------------------------------------ helpers
     def _generate(self, inputs, training=False):
         x, c = inputs
-        return self.trainer.sampler([x, c], training=False)
+        return self.sampler([x, c], training=False)
 
     def print_network(self):
         for model, name in ((self.G, "G"), (self.D, "D")):
             print(f"{name} ({model.name}): {len(model.layers)} layers")
             print(f"The number of parameters: {model.count_params()}")
-
-    def _read_sources(self):
-        """Read the dataset files named by the config (and record the folder classes in it)."""
-        cfg, sources = self.config, []
-        if cfg.dataset in ATTRIBUTE_DATASETS:
-            train, test = data.celeba_files(cfg.celeba_image_dir, cfg.attr_path, cfg.selected_attrs, cfg.test_size)
-            sources.append(DatasetSource("CelebA", train, test, cfg.crop_size("CelebA")))
-        if cfg.dataset in FOLDER_DATASETS:
-            paths, labels, classes = data.read_class_folders(cfg.rafd_image_dir)
-            if cfg.rafd_classes and list(cfg.rafd_classes) != classes:
-                raise data.DataError(f"--rafd_image_dir {cfg.rafd_image_dir} has classes {', '.join(classes)}, "
-                                     f"but the model was trained on {', '.join(cfg.rafd_classes)}")
-            cfg.rafd_classes = classes
-            # The folder given is the data of the mode: the training folder to train, the test folder to test.
-            held_out = (paths, labels)
-            if cfg.eval_dir and cfg.mode == "train":
-                eval_paths, eval_labels, eval_classes = data.read_class_folders(cfg.eval_dir, "--eval_dir")
-                if eval_classes != classes:
-                    raise data.DataError(f"--eval_dir {cfg.eval_dir} has classes {', '.join(eval_classes)}, but "
-                                         f"--rafd_image_dir has {', '.join(classes)}")
-                held_out = (eval_paths, eval_labels)
-            sources.append(DatasetSource("RaFD", (paths, labels), held_out, cfg.crop_size("RaFD")))
-        return sources
 
     def _check_stored_config(self):
         """Refuse to resume or test with a different architecture or labels than model_save_dir holds."""
@@ -413,7 +429,7 @@ class Solver:
         self._check_stored_config()
         path = checkpoint_path(cfg.model_save_dir, cfg.test_iters)
         print(f"Loading the trained generator from {path}...")
-        load_generator_weights(self.trainer.sampler, path)
+        load_generator_weights(self.sampler, path)
         written = []
         for source in self.sources:
             paths, labels = source.test

@@ -109,7 +109,7 @@ def test_test_mode_translates_with_the_average(trained, tmp_path):
     config, solver, _ = trained
     tester = Solver(dataclasses.replace(config, mode="test", test_iters=8, result_dir=str(tmp_path / "r")))
     tester.test()
-    np.testing.assert_allclose(outputs(tester.trainer.sampler), outputs(solver.trainer.G_ema), atol=1e-6)
+    np.testing.assert_allclose(outputs(tester.sampler), outputs(solver.trainer.G_ema), atol=1e-6)
 
 
 def test_checkpoint_without_average_restores_g_and_starts_an_average_from_it(tmp_path, demo_dataset):

@@ -117,7 +117,8 @@ def test_rafd_layout_end_to_end(shapes, tmp_path):
     train_dir, test_dir = shapes
     config = folder_config(tmp_path, dataset="RaFD", rafd_image_dir=train_dir)
     solver = Solver(config)
-    assert config.c_dim == 4 and config.rafd_classes == ["blue", "green", "red", "yellow"]
+    assert solver.config.c_dim == 4 and solver.config.rafd_classes == ["blue", "green", "red", "yellow"]
+    assert config.rafd_classes is None and config.c_dim is None  # the run's own value; the config given is left
     assert solver.train() == 4
     assert Image.open(tmp_path / "samples" / "4-images.png").size == (32 * 5, 32 * 4)
     test_config = folder_config(tmp_path, dataset="RaFD", rafd_image_dir=test_dir, mode="test", test_iters=4)
@@ -146,7 +147,7 @@ def test_joint_training_with_mask_vector(shapes, demo_dataset, tmp_path):
     config = folder_config(tmp_path, dataset="Both", rafd_image_dir=shapes[0], celeba_image_dir=image_dir,
                            attr_path=attr_path, test_size=4)
     solver = Solver(config)
-    assert (config.c_dim, config.c2_dim) == (5, 4)
+    assert (solver.config.c_dim, solver.config.c2_dim) == (5, 4)
     assert solver.G.inputs[1].shape[-1] == 5 + 4 + 2 and solver.D.outputs[1].shape[-1] == 5 + 4
     solver.train()
     assert int(solver.trainer.d_optimizer.iterations.numpy()) == 8  # a CelebA and a RaFD batch per iteration

@@ -79,6 +79,21 @@ def test_test_mode_writes_one_grid_per_batch(trained, tmp_path):
     assert Image.open(written[0]).size == (32 * 6, 32 * 4)
 
 
+def test_test_mode_builds_the_generator_alone(trained, tmp_path):
+    config, solver, _ = trained
+    tester = Solver(dataclasses.replace(config, mode="test", test_iters=10, result_dir=str(tmp_path / "results")))
+    assert tester.trainer is None and not hasattr(tester, "D")
+    assert tester.sampler.count_params() == solver.sampler.count_params()  # G's size; no D, no optimizer slots
+
+
+def test_the_config_handed_in_is_left_as_it_was(trained, tmp_path):
+    config, solver, _ = trained
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 1
+    unseeded = dataclasses.replace(config, seed=None, mode="test", test_iters=10)
+    assert Solver(unseeded).config.seed is not None and unseeded.seed is None
+
+
 def test_tensorboard_holds_scalars_and_sample_images(trained):
     config, _, _ = trained
     acc = event_accumulator.EventAccumulator(config.log_dir, size_guidance={event_accumulator.TENSORS: 0})
