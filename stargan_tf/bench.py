@@ -26,11 +26,13 @@ def peak_rss_mb():
 def random_batch(batch_size, image_size, c_dim, seed=0):
     import tensorflow as tf
 
+    from stargan_tf.data import Batch
+
     rng = np.random.default_rng(seed)
     label = (rng.random((batch_size, c_dim)) > 0.5).astype(np.float32)
-    return {"image": tf.constant(rng.uniform(-1, 1, (batch_size, image_size, image_size, 3)).astype(np.float32)),
-            "label_org": tf.constant(label), "label_trg": tf.constant(label[rng.permutation(batch_size)]),
-            "alpha": tf.constant(rng.random((batch_size, 1, 1, 1)).astype(np.float32))}
+    return Batch(image=tf.constant(rng.uniform(-1, 1, (batch_size, image_size, image_size, 3)).astype(np.float32)),
+                 label_org=tf.constant(label), label_trg=tf.constant(label[rng.permutation(batch_size)]),
+                 alpha=tf.constant(rng.random((batch_size, 1, 1, 1)).astype(np.float32)))._asdict()
 
 
 def bench_train(config, iters, warmup):
@@ -62,6 +64,7 @@ def bench_train(config, iters, warmup):
 def bench_data(config, iters, warmup):
     """Images per second through the training input pipeline (decode, crop, resize, flip, targets)."""
     from stargan_tf import data
+    from stargan_tf.data import Batch
     from stargan_tf.demo_data import attribute_files
 
     (paths, labels), _ = data.celeba_files(*attribute_files(config), config.selected_attrs, config.test_size)
@@ -71,7 +74,7 @@ def bench_data(config, iters, warmup):
         next(stream)
     start = time.perf_counter()
     for _ in range(iters):
-        next(stream)["image"].numpy()
+        Batch(**next(stream)).image.numpy()
     elapsed = time.perf_counter() - start
     return {"images_per_s": round(iters * config.batch_size / elapsed, 1), "batches_timed": iters,
             "training_images": len(paths), "peak_rss_mb": round(peak_rss_mb(), 1)}

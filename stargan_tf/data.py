@@ -2,6 +2,7 @@
 
 import os
 import random
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -12,6 +13,17 @@ from stargan_tf.preprocessing import MAX_PIXELS, center_crop, decode_image, load
 OFFICIAL_TEST_SIZE = 1999  # the official split: rows with (i+1) < 2000 after the seeded shuffle
 SPLIT_SEED = 1234
 
+
+
+class Batch(NamedTuple):
+    """One training batch of one dataset, every random draw of its step included (so a step is a pure function of
+    the weights and its batch). `train_dataset` yields it as a dict, `batch._asdict()`, which Keras' fit() and
+    tf.distribute pass along unchanged; `Batch(**element)` reads one back."""
+
+    image: tf.Tensor  # (N, H, W, 3) float32 in [-1, 1]
+    label_org: tf.Tensor  # (N, dim) the images' own labels, in the generator's layout
+    label_trg: tf.Tensor  # (N, dim) the labels to translate them to
+    alpha: tf.Tensor  # (N, 1, 1, 1) uniform [0, 1): where on the real-fake line the gradient penalty is taken
 
 class DataError(ValueError):
     """The data on disk is not what was expected; the message names the file (and line)."""
@@ -196,7 +208,7 @@ def train_dataset(paths, labels, crop_size, image_size, batch_size, seed, num_pa
         alpha = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed=batch_seed + [0, 1 << 40])
         if labels_to_model is not None:
             label, label_trg = labels_to_model(label), labels_to_model(label_trg)
-        return {"image": image, "label_org": label, "label_trg": label_trg, "alpha": alpha}
+        return Batch(image, label, label_trg, alpha)._asdict()
 
     return ds.map(targets, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)
 

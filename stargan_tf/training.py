@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from stargan_tf import domains, hardware, losses
 from stargan_tf.checkpoints import training_checkpoint
+from stargan_tf.data import Batch
 from stargan_tf.networks import discriminator_for, generator_for
 from stargan_tf.optimizers import FusedAdam
 
@@ -143,7 +144,7 @@ class StarGANTrainer:
     def _global_batch(self, images):
         return tf.shape(images)[0] * self.strategy.num_replicas_in_sync
 
-    def _d_loss(self, x_real, x_fake, label_org, alpha, n, cls_loss):
+    def _d_loss(self, x_real, x_fake, label_org, alpha, global_batch_size, cls_loss):
         """The critic's total loss and its terms; `x_fake` is treated as a constant.
 
         Real and fake images go through D as one batch: D has no batch-coupled layer, so this equals two
@@ -154,27 +155,27 @@ class StarGANTrainer:
                           training=True)
         real_src, fake_src = tf.split(src, 2, axis=0)
         real_cls = tf.split(cls, 2, axis=0)[0]
-        loss_real, loss_fake = losses.d_adversarial_loss(real_src, fake_src, n)
-        loss_cls = cls_loss(real_cls, label_org, n)
-        loss_gp = losses.gradient_penalty(lambda x: self.D(x, training=True)[0], x_real, x_fake, alpha, n,
-                                          scale=GP_FP16_SCALE if self.precision == "fp16" else 1.0)
+        loss_real, loss_fake = losses.d_adversarial_loss(real_src, fake_src, global_batch_size)
+        loss_cls = cls_loss(real_cls, label_org, global_batch_size)
+        loss_gp = losses.gradient_penalty(lambda x: self.D(x, training=True)[0], x_real, x_fake, alpha,
+                                          global_batch_size, scale=GP_FP16_SCALE if self.precision == "fp16" else 1.0)
         total = loss_real + loss_fake + cfg.lambda_cls * loss_cls + cfg.lambda_gp * loss_gp
         return total, {"D/loss_real": loss_real, "D/loss_fake": loss_fake, "D/loss_cls": loss_cls,
                        "D/loss_gp": loss_gp}
 
-    def _apply_d(self, x_real, x_fake, label_org, alpha, n, cls_loss):
+    def _apply_d(self, x_real, x_fake, label_org, alpha, global_batch_size, cls_loss):
         with tf.GradientTape() as tape:
-            total, terms = self._d_loss(x_real, x_fake, label_org, alpha, n, cls_loss)
+            total, terms = self._d_loss(x_real, x_fake, label_org, alpha, global_batch_size, cls_loss)
             scaled = self._scaled(self.d_optimizer, total)
         grads = tape.gradient(scaled, self.D.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.D.trainable_variables, strict=True))
         return terms
 
     def _d_step(self, batch, cls_loss):
-        x_real, label_org = batch["image"], batch["label_org"]
-        n = self._global_batch(x_real)
-        x_fake = self.G([x_real, batch["label_trg"]], training=True)
-        return self._apply_d(x_real, x_fake, label_org, batch["alpha"], n, cls_loss)
+        batch = Batch(**batch)
+        x_fake = self.G([batch.image, batch.label_trg], training=True)
+        return self._apply_d(batch.image, x_fake, batch.label_org, batch.alpha, self._global_batch(batch.image),
+                             cls_loss)
 
     def _d_and_g_step(self, batch, cls_loss):
         """A critic update, then a generator update against the updated critic.
@@ -183,20 +184,21 @@ class StarGANTrainer:
         and since G's weights do not change in between, this equals recomputing it for the G update.
         """
         cfg = self.config
-        x_real, label_org, label_trg = batch["image"], batch["label_org"], batch["label_trg"]
-        n = self._global_batch(x_real)
+        x_real, label_org, label_trg, alpha = Batch(**batch)
+        global_batch_size = self._global_batch(x_real)
         with tf.GradientTape() as g_tape:
             x_fake = self.G([x_real, label_trg], training=True)
             with g_tape.stop_recording():
-                terms = self._apply_d(x_real, x_fake, label_org, batch["alpha"], n, cls_loss)
+                terms = self._apply_d(x_real, x_fake, label_org, alpha, global_batch_size, cls_loss)
             fake_src, fake_cls = self.D(x_fake, training=True)
-            g_loss_fake = losses.g_adversarial_loss(fake_src, n)
-            g_loss_cls = cls_loss(fake_cls, label_trg, n)
+            g_loss_fake = losses.g_adversarial_loss(fake_src, global_batch_size)
+            g_loss_cls = cls_loss(fake_cls, label_trg, global_batch_size)
             x_rec = self.G([x_fake, label_org], training=True)
-            g_loss_rec = losses.reconstruction_loss(x_real, x_rec, n)
+            g_loss_rec = losses.reconstruction_loss(x_real, x_rec, global_batch_size)
             g_total = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
             if cfg.lambda_id > 0:
-                g_loss_id = losses.reconstruction_loss(x_real, self.G([x_real, label_org], training=True), n)
+                x_id = self.G([x_real, label_org], training=True)
+                g_loss_id = losses.reconstruction_loss(x_real, x_id, global_batch_size)
                 g_total += cfg.lambda_id * g_loss_id
             g_scaled = self._scaled(self.g_optimizer, g_total)
         grads = g_tape.gradient(g_scaled, self.G.trainable_variables)
