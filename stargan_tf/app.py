@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import domains, faces, images, preprocessing, translate
-from stargan_tf.cli import fail
+from stargan_tf.cli import fail, reason
 
 NONE = "none"
 DEFAULT_PORT = 7860
@@ -176,7 +176,7 @@ class Editor:
         except ValueError as e:
             raise PhotoError(str(e)) from None
         except tf.errors.InvalidArgumentError as e:  # what the header check cannot see, e.g. a GIF's frames
-            raise PhotoError(f"{name}: {translate._reason(e)}") from None
+            raise PhotoError(f"{name}: {reason(e)}") from None
         found, note = self._faces(pixels, name)
         if found:
             crops = np.stack([faces.training_crop(faces.align(pixels, f), self.translator.crop_size) for f in found])

@@ -19,3 +19,13 @@ def first_line(error):
     or the exception's type name when it has none."""
     text = getattr(error, "message", None) or str(error)
     return next((line for line in text.splitlines() if line.strip()), type(error).__name__)
+
+
+def reason(error):
+    """What a TF error says went wrong, as one line: the message of the failed `tf.debugging` assertion in it (its
+    `assertion failed: [...]` line, brackets dropped), else its first line."""
+    text = getattr(error, "message", None) or str(error)
+    found = next((line.strip() for line in text.splitlines() if line.strip().startswith("assertion failed: [")), None)
+    if found is None:
+        return first_line(error).strip()
+    return found.removeprefix("assertion failed: [").removesuffix("]").replace("] [", " ")

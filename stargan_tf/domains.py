@@ -172,8 +172,9 @@ class LabelLayout:
         return out
 
     def metadata(self):
-        """(names, exclusive group id or -1, dataset) for every entry of the label, mask included."""
-        names, groups, owners, next_group = [], [], [], 0
+        """(names, exclusive group id or -1, label_dataset: the dataset it belongs to, or 'mask') for every entry of the
+        label, mask included: the export's metadata attribute_names, exclusive_group and label_dataset."""
+        names, groups, label_dataset, next_group = [], [], [], 0
         for name, spec in self.parts:
             entry_group = [-1] * spec.dim
             for members in spec.exclusive_groups:
@@ -182,19 +183,19 @@ class LabelLayout:
                 next_group += 1
             names += list(spec.names)
             groups += entry_group
-            owners += [name] * spec.dim
+            label_dataset += [name] * spec.dim
         if self.has_mask:
             names += [f"{MASK}:{name}" for name in self.datasets]
             groups += [next_group] * len(self.parts)
-            owners += [MASK] * len(self.parts)
-        return names, groups, owners
+            label_dataset += [MASK] * len(self.parts)
+        return names, groups, label_dataset
 
     @classmethod
-    def from_metadata(cls, names, groups, owners):
+    def from_metadata(cls, names, groups, label_dataset):
         """Rebuild the layout from an export's metadata (the inverse of `metadata`)."""
         parts = []
-        for dataset in dict.fromkeys(o for o in owners if o != MASK):
-            idx = [i for i, o in enumerate(owners) if o == dataset]
+        for dataset in dict.fromkeys(o for o in label_dataset if o != MASK):
+            idx = [i for i, o in enumerate(label_dataset) if o == dataset]
             part_groups = {}
             for j, i in enumerate(idx):
                 if groups[i] >= 0:

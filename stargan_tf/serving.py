@@ -73,7 +73,7 @@ class GeneratorServer(tf.Module):
         self.c_dim = c_dim
         self._names = tf.constant(list(attribute_names), tf.string)
         self._groups = tf.constant(list(exclusive_group or [-1] * c_dim), tf.int32)
-        self._datasets = tf.constant(list(label_dataset or [""] * c_dim), tf.string)
+        self._label_dataset = tf.constant(list(label_dataset or [""] * c_dim), tf.string)
         size = self.image_size
         self.serving_default = tf.function(self._translate_tensor, input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
@@ -148,7 +148,7 @@ class GeneratorServer(tf.Module):
 
     def _metadata(self):
         return {"attribute_names": tf.identity(self._names), "image_size": tf.constant(self.image_size, tf.int32),
-                "exclusive_group": tf.identity(self._groups), "label_dataset": tf.identity(self._datasets),
+                "exclusive_group": tf.identity(self._groups), "label_dataset": tf.identity(self._label_dataset),
                 "max_pixels": tf.constant(self.max_pixels, tf.int64),
                 "crop_size": tf.constant(self.crop_size, tf.int32)}
 

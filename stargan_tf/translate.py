@@ -45,7 +45,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from stargan_tf import domains, faces, images, preprocessing
-from stargan_tf.cli import fail
+from stargan_tf.cli import fail, reason
 from stargan_tf.config import parse_step
 from stargan_tf.data import DECODABLE
 from stargan_tf.files import write_atomic
@@ -58,7 +58,7 @@ STRIP_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
 class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
-    def __init__(self, translate_bytes, names, groups, owners, image_size, max_pixels=None, crop_size=None,
+    def __init__(self, translate_bytes, names, groups, label_dataset, image_size, max_pixels=None, crop_size=None,
                  classify_bytes=None):
         self._translate_bytes = translate_bytes
         self._classify_bytes = classify_bytes  # None: an export without the classify signature
@@ -66,8 +66,8 @@ class Translator:
         self.max_pixels = None if max_pixels is None else int(max_pixels)  # None: an export older than the budget
         # An export older than the crop_size metadata: CelebA's default crop, as every earlier CelebA export.
         self.crop_size = faces.DEFAULT_CROP_SIZE if crop_size is None else int(crop_size)
-        self.layout = domains.LabelLayout.from_metadata(list(names), list(groups), list(owners))
-        self.names = [n for n, o in zip(names, owners, strict=True) if o != domains.MASK]
+        self.layout = domains.LabelLayout.from_metadata(list(names), list(groups), list(label_dataset))
+        self.names = [n for n, o in zip(names, label_dataset, strict=True) if o != domains.MASK]
 
     @classmethod
     def from_export(cls, export_dir):
@@ -268,15 +268,6 @@ def check_image(payload, path, max_pixels=MAX_PIXELS):
     return payload
 
 
-def _reason(error):
-    """The failed assertion's message of a TF error as one sentence, without the graph trace around it."""
-    lines = [line.strip() for line in error.message.splitlines() if line.strip()] or [type(error).__name__]
-    found = next((line for line in lines if line.startswith("assertion failed: [")), None)
-    if found is None:
-        return lines[0]
-    return found.removeprefix("assertion failed: [").removesuffix("]").replace("] [", " ")
-
-
 def pixel_budget(translator, requested):
     """--max_pixels, or the translator's own budget; above an export's own budget the export would refuse."""
     if requested is None:
@@ -313,7 +304,7 @@ def find_faces(files, budget, min_confidence, fallback):
         try:
             pixels = faces.decode_photo(read_image(path, budget), budget)
         except tf.errors.InvalidArgumentError as e:
-            raise ValueError(f"{path}: {_reason(e)}") from None
+            raise ValueError(f"{path}: {reason(e)}") from None
         found[path] = faces.detect_faces(pixels, min_confidence)
         if not found[path] and not fallback:
             raise faces.NoFaceError(f"{path}: no face found (mtcnn confidence >= {min_confidence:g}); pass "
@@ -420,7 +411,7 @@ def run(args):
                 result = centre_square(translator, payload, photo_rows, single, budget)
                 out = (write_atomic(target_path, result) if single else images.save_png(target_path, result))
         except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
-            raise ValueError(f"{path}: {_reason(e)}") from None
+            raise ValueError(f"{path}: {reason(e)}") from None
         written.append(out)
         own = f" (own attributes: {'; '.join(predicted)})" if auto else ""
         print(f"{path} -> {out}{note}{own}")
