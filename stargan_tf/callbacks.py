@@ -10,6 +10,7 @@ import tensorflow as tf
 from stargan_tf import data, distribute, images, measures
 from stargan_tf.checkpoints import CHECKPOINT_NAME, remove_temp_folders
 from stargan_tf.config import save_config
+from stargan_tf.lock import FolderLock
 
 
 def restore_backup(model, backup):
@@ -58,18 +59,22 @@ class EveryNSteps(keras.callbacks.Callback):
 
 class StarGANCheckpoint(EveryNSteps):
     """Writes train.py's checkpoints, `<model_save_dir>/ckpt-<step>`, every `every_n_steps` steps and when fit()
-    ends, and config.json at its start: what `train.py --resume_iters`, test mode and export.py read."""
+    ends, and config.json at its start: what `train.py --resume_iters`, test mode and export.py read. Holds the
+    folder's lock (as train.py does) while fit() runs, so that two runs never write into one folder."""
 
     def __init__(self, model_save_dir, every_n_steps):
         super().__init__(every_n_steps)
         self.model_save_dir = model_save_dir
         self._manager = self._locations = None
+        self._lock = FolderLock(model_save_dir, "StarGANCheckpoint model_save_dir")
         self.saved = []  # the checkpoint paths written, in order
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._locations = distribute.WriteLocations(self.model.distribute_strategy)
         if self._locations.chief:
+            self._lock.release()  # held still if the last fit() ended in an error
+            self._lock.acquire()
             for name in remove_temp_folders(self.model_save_dir):
                 print(f"Removed {os.path.join(self.model_save_dir, name)}, left by a save that did not finish")
             save_config(self.model.config, self.model_save_dir)
@@ -87,6 +92,7 @@ class StarGANCheckpoint(EveryNSteps):
             self._last = step
             self.at_step(step, logs)
         self._locations.cleanup()
+        self._lock.release()
 
 
 class SampleGrid(EveryNSteps):

@@ -28,7 +28,7 @@ from stargan_tf.demo_data import attribute_files
 from stargan_tf.lock import FolderLock
 from stargan_tf.networks import generator_for
 from stargan_tf.stopping import SIGNALS, StopSignals, TrainingStopped, signal_name
-from stargan_tf.training import StarGANTrainer, build_networks, build_optimizers
+from stargan_tf.training import NonFiniteLoss, StarGANTrainer, TrainingError, build_networks, build_optimizers
 
 
 def format_duration(seconds):
@@ -73,19 +73,10 @@ def check_writable(folders):
             raise ValueError(f"{option} {folder}: cannot write there ({e.strerror or e})") from None
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (a loss that is not finite); the message names the step and what to do."""
-
-
-def check_finite(terms, step, last_checkpoint):
-    """Stop at the first step whose loss terms are not all finite, before anything is saved from it."""
-    values = list(terms.values())
-    if bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in values])):
-        return
-    bad = ", ".join(f"{k} = {float(v)}" for k, v in terms.items() if not np.isfinite(float(v)))
+def stopped_without_saving(error, last_checkpoint):
+    """The TrainingError train.py reports for a NonFiniteLoss: which terms at which step, and what is kept."""
     kept = f"the last checkpoint, {last_checkpoint}, holds finite weights" if last_checkpoint else "nothing was saved"
-    raise TrainingError(f"step {step}: {bad}; training stopped without saving ({kept}). Lower --g_lr / --d_lr, "
-                        "check the --lambda_* weights, or look for broken images")
+    return TrainingError(f"{error.what}; training stopped without saving ({kept}). {error.ADVICE}")
 
 
 def read_sources(config):
@@ -305,8 +296,10 @@ class Solver:
                     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
                         streams = self._bad_batch(e, streams, manager, step, start)
                         continue
-                    terms = self.trainer.train_step(batch)
-                    check_finite(terms, step + 1, manager.latest_checkpoint)
+                    try:
+                        terms = self.trainer.train_step(batch)
+                    except NonFiniteLoss as e:
+                        raise stopped_without_saving(e, manager.latest_checkpoint) from None
                     latest.update(terms)
                     step += 1
                     if step % cfg.log_step == 0 and chief:

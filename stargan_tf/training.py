@@ -6,6 +6,7 @@ of the weights and its inputs: this is what lets a mirrored step equal a single-
 """
 
 import functools
+import math
 
 import keras
 import tensorflow as tf
@@ -57,6 +58,22 @@ def classification_loss_for(layout, dataset):
         return base(logits[:, start:end], label[:, start:end], global_batch_size)
 
     return loss
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message names the step and what to do."""
+
+
+class NonFiniteLoss(TrainingError):
+    """A loss term of iteration `step` (1-based) is NaN or infinite: `terms` holds those terms and their values.
+    The weights that step updated are not finite either, so nothing should be saved from it."""
+
+    ADVICE = "Lower --g_lr / --d_lr, check the --lambda_* weights, or look for broken images"
+
+    def __init__(self, step, terms):
+        self.step, self.terms = step, terms
+        self.what = f"step {step}: " + ", ".join(f"{k} = {v}" for k, v in terms.items())
+        super().__init__(f"{self.what}; training stopped. {self.ADVICE}")
 
 
 def build_networks(config, layout, precision):
@@ -225,7 +242,8 @@ class StarGANTrainer:
             if update_ema:
                 with tf.control_dependencies(list(reduced.values())):
                     self._update_ema()
-            return reduced
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in reduced.values()])
+            return reduced, finite
 
         return step
 
@@ -239,7 +257,12 @@ class StarGANTrainer:
         return g_lr, d_lr
 
     def step_function(self, dataset, update_g):
-        """The compiled distributed step for batches of `dataset`: D only, or D then G."""
+        """The distributed step for batches of `dataset`, D only or D then G: batch -> its loss terms."""
+        compiled = self._compiled(dataset, update_g)
+        return lambda dist_batch: compiled(dist_batch)[0]
+
+    def _compiled(self, dataset, update_g):
+        """The compiled step: batch -> (loss terms, whether they are all finite), the check made in the graph."""
         key = (dataset, update_g)
         if key not in self._fns:
             replica_fn = self._d_and_g_step if update_g else self._d_step
@@ -250,15 +273,19 @@ class StarGANTrainer:
 
     def train_step(self, dist_batches):
         """One official iteration (0-based `self.step`) over `{dataset: batch}`: for each dataset in order, D,
-        then G when (step+1) % n_critic == 0. Loss names get a `<dataset>/` prefix when there are several."""
+        then G when (step+1) % n_critic == 0. Loss names get a `<dataset>/` prefix when there are several.
+        A loss term that is not finite raises NonFiniteLoss (the step counter stays at the last finite step)."""
         step = int(self.step.numpy())
         self.set_learning_rates(step)
         update_g = (step + 1) % self.config.n_critic == 0
-        terms = {}
+        terms, finite = {}, True
         for dataset in self.layout.datasets:
-            out = self.step_function(dataset, update_g)(dist_batches[dataset])
+            out, out_finite = self._compiled(dataset, update_g)(dist_batches[dataset])
             prefix = f"{dataset}/" if self.layout.has_mask else ""
             terms.update({prefix + k: v for k, v in out.items()})
+            finite = finite and bool(out_finite)
+        if not finite:
+            raise NonFiniteLoss(step + 1, {k: float(v) for k, v in terms.items() if not math.isfinite(float(v))})
         self.step.assign_add(1)
         return terms
 

@@ -17,9 +17,10 @@ from tensorboard.backend.event_processing import event_accumulator
 from stargan_tf import Evaluate, SampleGrid, StarGAN, StarGANCheckpoint, data, measures
 from stargan_tf.callbacks import first_images
 from stargan_tf.demo_data import generate_shapes_dataset
+from stargan_tf.lock import FolderInUse, FolderLock
 from stargan_tf.models import build_discriminator, build_generator
 from stargan_tf.solver import Solver
-from stargan_tf.training import learning_rate_at
+from stargan_tf.training import NonFiniteLoss, learning_rate_at
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -265,3 +266,31 @@ def test_joint_layout_trains_on_a_batch_of_each_dataset(demo_dataset, tmp_path):
     assert [int(model.d_optimizer.iterations.numpy()), int(model.g_optimizer.iterations.numpy())] == [4, 2]
     assert model.generator.inputs[1].shape[-1] == 5 + len(classes) + 2  # both parts and the mask vector
     assert {"CelebA/G/loss_rec", "RaFD/G/loss_rec", "CelebA/D/loss_cls", "RaFD/D/loss_cls"} <= set(history.history)
+
+
+def test_fit_stops_at_a_non_finite_loss_and_keeps_the_finite_checkpoints(demo_dataset, tmp_path):
+    config = tiny_config(tmp_path, demo_dataset, num_iters=50, d_lr=1e30, g_lr=1e30, num_iters_decay=0)
+    model = new_model(config)
+    saver = StarGANCheckpoint(config.model_save_dir, every_n_steps=1)
+    with pytest.raises(NonFiniteLoss, match=r"step (\d+): .* = (nan|inf).*training stopped") as info:
+        model.fit(batches(model), epochs=1, steps_per_epoch=50, verbose=0, callbacks=[saver])
+    failed = info.value.step
+    assert int(model.step.numpy()) == failed - 1 and not np.isfinite(list(info.value.terms.values())).any()
+    assert [int(p.rsplit("-", 1)[1]) for p in saver.saved] == list(range(1, failed))
+    assert failed > 1  # some finite steps came first, so something was saved
+    for prefix in saver.saved:
+        values = [v for v in checkpoint_values(prefix).values() if np.issubdtype(np.asarray(v).dtype, np.floating)]
+        assert all(np.isfinite(v).all() for v in values), prefix
+
+
+def test_checkpoint_callback_holds_the_folder_lock_while_fit_runs(demo_dataset, tmp_path):
+    config = tiny_config(tmp_path, demo_dataset, num_iters=2)
+    model = new_model(config)
+    with FolderLock(config.model_save_dir), pytest.raises(FolderInUse, match="is in use by another training run"):
+        model.fit(batches(model), epochs=1, steps_per_epoch=1, verbose=0,
+                  callbacks=[StarGANCheckpoint(config.model_save_dir, every_n_steps=1)])
+    assert int(model.step.numpy()) == 0  # refused before the first step
+    model.fit(batches(model), epochs=1, steps_per_epoch=2, verbose=0,
+              callbacks=[StarGANCheckpoint(config.model_save_dir, every_n_steps=1)])
+    with FolderLock(config.model_save_dir):  # free again once fit() has ended
+        pass
