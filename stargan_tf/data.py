@@ -8,7 +8,14 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf.cli import first_line
-from stargan_tf.preprocessing import MAX_PIXELS, center_crop, decode_image, load_image, preprocess  # noqa: F401
+from stargan_tf.preprocessing import (  # noqa: F401 (data.MAX_PIXELS, data.decode_image, ... as before)
+    DECODABLE,
+    MAX_PIXELS,
+    center_crop,
+    decode_image,
+    load_image,
+    preprocess,
+)
 
 OFFICIAL_TEST_SIZE = 1999  # the official split: rows with (i+1) < 2000 after the seeded shuffle
 SPLIT_SEED = 1234
@@ -221,7 +228,6 @@ def eval_dataset(paths, labels, crop_size, image_size, batch_size, num_parallel_
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-DECODABLE = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 UNSUPPORTED = (".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".heic")
 
 

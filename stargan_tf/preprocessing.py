@@ -5,6 +5,7 @@ two never skew: the pixel budget read from the header, decoding, the centre crop
 import tensorflow as tf
 
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")  # JPEG, PNG, GIF, BMP: the branches of _header_size
+DECODABLE = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # their file names (class folders, translate's --input)
 
 # Default pixel budget of an image to decode (width x height from its header): a 48 MP phone photo (8000 x 6000)
 # fits and takes 150 MB as uint8, while a 1 MB PNG may declare 20000 x 20000 pixels (1.2 GB as uint8).

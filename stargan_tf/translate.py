@@ -47,9 +47,8 @@ from PIL import Image, UnidentifiedImageError
 from stargan_tf import domains, faces, images, preprocessing
 from stargan_tf.cli import fail, reason
 from stargan_tf.config import parse_step
-from stargan_tf.data import DECODABLE
 from stargan_tf.files import write_atomic
-from stargan_tf.preprocessing import MAX_PIXELS
+from stargan_tf.preprocessing import DECODABLE, MAX_PIXELS
 from stargan_tf.serving import decode_square
 
 STRIP_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -107,3 +107,27 @@ def test_serving_default_example(loaded, tmp_path):
 def test_readme_label_order_matches_metadata(loaded):
     names = [n.decode() for n in loaded.signatures["metadata"]()["attribute_names"].numpy()]
     assert "(the label follows `attribute_names`: " + ", ".join(names[:3]) in README.replace("\n", " ")
+
+
+def package_imports(module):
+    """The stargan_tf modules `module` imports (anywhere in it, lazy imports included)."""
+    import ast
+
+    tree = ast.parse(open(os.path.join(ROOT, "stargan_tf", f"{module}.py")).read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stargan_tf"):
+            found |= {a.name for a in node.names} if node.module == "stargan_tf" else {node.module.split(".")[1]}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("stargan_tf.")}
+    return found - {module}
+
+
+def test_layout_lists_every_module_in_import_order():
+    modules = {f[:-3] for f in os.listdir(os.path.join(ROOT, "stargan_tf")) if f.endswith(".py")} - {"__init__"}
+    section = README.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    order = list(dict.fromkeys(name for name in re.findall(r"`(\w+)`", section) if name in modules))
+    assert set(order) == modules, sorted(modules - set(order))
+    for position, module in enumerate(order):
+        later = (package_imports(module) & modules) - set(order[:position])
+        assert not later, f"{module} imports {sorted(later)}, which the README's Layout names after it"
