@@ -21,16 +21,21 @@ OFFICIAL_TEST_SIZE = 1999  # the official split: rows with (i+1) < 2000 after th
 SPLIT_SEED = 1234
 
 
-
 class Batch(NamedTuple):
     """One training batch of one dataset, every random draw of its step included (so a step is a pure function of
     the weights and its batch). `train_dataset` yields it as a dict, `batch._asdict()`, which Keras' fit() and
-    tf.distribute pass along unchanged; `Batch(**element)` reads one back."""
+    tf.distribute pass along unchanged; `Batch.of(element)` reads one back."""
 
     image: tf.Tensor  # (N, H, W, 3) float32 in [-1, 1]
     label_org: tf.Tensor  # (N, dim) the images' own labels, in the generator's layout
     label_trg: tf.Tensor  # (N, dim) the labels to translate them to
     alpha: tf.Tensor  # (N, 1, 1, 1) uniform [0, 1): where on the real-fake line the gradient penalty is taken
+
+    @classmethod
+    def of(cls, element):
+        """The batch in a dataset element (a dict with at least these four keys; any others are ignored)."""
+        return cls(*(element[name] for name in cls._fields))
+
 
 class DataError(ValueError):
     """The data on disk is not what was expected; the message names the file (and line)."""

@@ -9,6 +9,7 @@ import functools
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from stargan_tf import domains, hardware, losses
@@ -93,6 +94,15 @@ def build_optimizers(config):
             FusedAdam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2))
 
 
+def _base_rate(optimizer, configured):
+    """Where the learning-rate schedule starts for `optimizer`: the config's rate when the optimizer holds it (its
+    float32 variable stores 1e-4 as 9.9999997e-05; the schedule computes from the exact value, as it always has), else
+    the optimizer's own rate."""
+    rate = optimizer.learning_rate
+    value = float(rate.numpy()) if hasattr(rate, "numpy") else None
+    return configured if value is not None and np.float32(value) == np.float32(configured) else None
+
+
 class StarGANTrainer:
     """Owns G, D, their Adam optimizers and the step counter, and runs distributed train steps.
 
@@ -113,21 +123,24 @@ class StarGANTrainer:
         with self.strategy.scope():
             if generator is None and discriminator is None and generator_ema is None:
                 generator, discriminator, generator_ema = build_networks(config, self.layout, self.precision)
-            policy = hardware.POLICIES[self.precision]
+            policy, built_g = hardware.POLICIES[self.precision], generator is None
             if generator is None:
                 generator = generator_for(config, self.layout, dtype=policy)
             if discriminator is None:
                 discriminator = discriminator_for(config, self.layout, dtype=policy)
             if config.g_ema_decay > 0 and generator_ema is None:
-                generator_ema = keras.models.clone_model(generator)  # Keras keeps variables float32 in any policy
+                # A generator handed in: a clone of it (Keras keeps variables float32 in any policy).
+                generator_ema = (generator_for(config, self.layout, name="generator_ema", dtype="float32")
+                                 if built_g else keras.models.clone_model(generator))
             self.G, self.D = generator, discriminator
             # The moving average of G's weights, which samples, tests and exports use when enabled; G keeps training.
             self.G_ema = generator_ema if config.g_ema_decay > 0 else None
-            g_made, d_made = build_optimizers(config)
-            self._use_optimizer("g", g_made if g_optimizer is None else g_optimizer,
-                                config.g_lr if g_optimizer is None else None)
-            self._use_optimizer("d", d_made if d_optimizer is None else d_optimizer,
-                                config.d_lr if d_optimizer is None else None)
+            if g_optimizer is None or d_optimizer is None:
+                g_made, d_made = build_optimizers(config)
+                g_optimizer = g_made if g_optimizer is None else g_optimizer
+                d_optimizer = d_made if d_optimizer is None else d_optimizer
+            self._use_optimizer("g", g_optimizer, _base_rate(g_optimizer, config.g_lr))
+            self._use_optimizer("d", d_optimizer, _base_rate(d_optimizer, config.d_lr))
             self.step = step if step is not None else tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             if self.G_ema is not None:
                 self.reset_ema()
@@ -138,7 +151,7 @@ class StarGANTrainer:
         scope. The learning-rate schedule starts from the rate each was given."""
         for name, optimizer in (("g", g_optimizer), ("d", d_optimizer)):
             if optimizer is not None:
-                self._use_optimizer(name, optimizer)
+                self._use_optimizer(name, optimizer, _base_rate(optimizer, getattr(self.config, f"{name}_lr")))
 
     def _use_optimizer(self, name, optimizer, base_lr=None):
         """Build `optimizer` for G's ('g') or D's ('d') weights and train with it; `base_lr` (default: its rate) is
@@ -189,7 +202,7 @@ class StarGANTrainer:
         return terms
 
     def _d_step(self, batch, cls_loss):
-        batch = Batch(**batch)
+        batch = Batch.of(batch)
         x_fake = self.G([batch.image, batch.label_trg], training=True)
         return self._apply_d(batch.image, x_fake, batch.label_org, batch.alpha, self._global_batch(batch.image),
                              cls_loss)
@@ -201,7 +214,7 @@ class StarGANTrainer:
         and since G's weights do not change in between, this equals recomputing it for the G update.
         """
         cfg = self.config
-        x_real, label_org, label_trg, alpha = Batch(**batch)
+        x_real, label_org, label_trg, alpha = Batch.of(batch)
         global_batch_size = self._global_batch(x_real)
         with tf.GradientTape() as g_tape:
             x_fake = self.G([x_real, label_trg], training=True)
@@ -278,13 +291,13 @@ class StarGANTrainer:
         step = int(self.step.numpy())
         self.set_learning_rates(step)
         update_g = (step + 1) % self.config.n_critic == 0
-        terms, finite = {}, True
+        terms, finite = {}, []
         for dataset in self.layout.datasets:
             out, out_finite = self._compiled(dataset, update_g)(dist_batches[dataset])
             prefix = f"{dataset}/" if self.layout.has_mask else ""
             terms.update({prefix + k: v for k, v in out.items()})
-            finite = finite and bool(out_finite)
-        if not finite:
+            finite.append(out_finite)
+        if not all(bool(f) for f in finite):  # read after every dataset's step is queued
             raise NonFiniteLoss(step + 1, {k: float(v) for k, v in terms.items() if not math.isfinite(float(v))})
         self.step.assign_add(1)
         return terms

@@ -86,6 +86,12 @@ def test_test_mode_builds_the_generator_alone(trained, tmp_path):
     assert tester.sampler.count_params() == solver.sampler.count_params()  # G's size; no D, no optimizer slots
 
 
+def test_the_schedule_starts_from_the_configured_rates(trained):
+    config, solver, _ = trained
+    # Not from the optimizers' float32 variables (9.9999997e-05), so the decayed rates are those of the formula.
+    assert (solver.trainer.g_base_lr, solver.trainer.d_base_lr) == (config.g_lr, config.d_lr) == (1e-4, 1e-4)
+
+
 def test_the_config_handed_in_is_left_as_it_was(trained, tmp_path):
     config, solver, _ = trained
     with pytest.raises(dataclasses.FrozenInstanceError):
