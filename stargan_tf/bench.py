@@ -74,7 +74,7 @@ def bench_data(config, iters, warmup):
         next(stream)
     start = time.perf_counter()
     for _ in range(iters):
-        Batch(**next(stream)).image.numpy()
+        Batch.of(next(stream)).image.numpy()
     elapsed = time.perf_counter() - start
     return {"images_per_s": round(iters * config.batch_size / elapsed, 1), "batches_timed": iters,
             "training_images": len(paths), "peak_rss_mb": round(peak_rss_mb(), 1)}
@@ -130,9 +130,8 @@ def main(argv=None):
         delattr(args, extra)
     from stargan_tf.config import StarGANConfig
 
-    config = StarGANConfig(**vars(args))
     try:
-        config.validate()
+        config = StarGANConfig(**vars(args)).validate()
     except ValueError as e:
         parser.error(str(e))
     if data_only:

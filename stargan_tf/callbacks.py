@@ -73,7 +73,6 @@ class StarGANCheckpoint(EveryNSteps):
         super().on_train_begin(logs)
         self._locations = distribute.WriteLocations(self.model.distribute_strategy)
         if self._locations.chief:
-            self._lock.release()  # held still if the last fit() ended in an error
             self._lock.acquire()
             for name in remove_temp_folders(self.model_save_dir):
                 print(f"Removed {os.path.join(self.model_save_dir, name)}, left by a save that did not finish")
@@ -91,7 +90,11 @@ class StarGANCheckpoint(EveryNSteps):
         if self._last is not None and step != self._last:
             self._last = step
             self.at_step(step, logs)
-        self._locations.cleanup()
+
+    def on_fit_exit(self):
+        """Called by StarGAN.fit however it ends (Keras skips on_train_end when fit() raises)."""
+        if self._locations is not None:
+            self._locations.cleanup()
         self._lock.release()
 
 

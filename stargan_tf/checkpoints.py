@@ -1,4 +1,5 @@
-"""Finding checkpoints by step and rebuilding a trained generator from a model_save_dir."""
+"""train.py's checkpoint format: its keys, finding checkpoints by step, telling torn ones, and rebuilding the trained
+G and D of a model_save_dir."""
 
 import contextlib
 import glob

@@ -99,7 +99,7 @@ class StarGANConfig:
     def _label_width(self, option, given, folder_dataset):
         """The width of a label part: the selected attributes (c_dim of the attribute datasets) or the recorded
         class folders (c_dim of RaFD, c2_dim of Both); `given` when neither says, else checked against it."""
-        if option == "c_dim" and self.dataset in ATTRIBUTE_DATASETS:
+        if option == "c_dim" and self.dataset in ATTRIBUTE_DATASETS and self.selected_attrs is not None:
             if given is not None and given != len(self.selected_attrs):
                 raise ValueError(f"--c_dim {given} does not match the {len(self.selected_attrs)} --selected_attrs "
                                  f"({' '.join(self.selected_attrs)}); omit --c_dim to follow --selected_attrs")
@@ -137,13 +137,13 @@ class StarGANConfig:
         if self.num_iters_decay < 0:
             raise ValueError(f"--num_iters_decay must be 0 or more, got {self.num_iters_decay}")
         if self.distribution_strategy not in STRATEGIES:
-            raise ValueError(f"--distribution_strategy must be default, mirrored or multi_worker, got "
+            raise ValueError(f"--distribution_strategy must be one of {', '.join(STRATEGIES)}, got "
                              f"{self.distribution_strategy!r}")
         if self.target_sampling not in TARGET_SAMPLING:
             raise ValueError(f"--target_sampling must be one of {', '.join(TARGET_SAMPLING)}, got "
                              f"{self.target_sampling!r}")
         if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"--mixed_precision must be auto, off, bf16 or fp16, got {self.mixed_precision!r}")
+            raise ValueError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
         if self.cpu_devices < 0:
             raise ValueError(f"--cpu_devices must be 0 or more, got {self.cpu_devices}")
         if not 0.0 <= self.g_ema_decay < 1.0:

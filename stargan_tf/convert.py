@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from stargan_tf.cli import fail
-from stargan_tf.config import DEFAULT_ATTRS, StarGANConfig, parse_step
+from stargan_tf.config import CONFIG_FILE, DEFAULT_ATTRS, StarGANConfig, parse_step
 
 # Official instance-norm buffers: present with track_running_stats=True, never used (no `.eval()` call).
 _IGNORED = ("running_mean", "running_var", "num_batches_tracked")
@@ -226,7 +226,7 @@ def main(argv=None):
                        args.d_repeat_num)
     except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
         return fail(e)
-    print(f"Wrote {path} and config.json; export with: python export.py --model_save_dir {args.model_save_dir} "
+    print(f"Wrote {path} and {CONFIG_FILE}; export with: python export.py --model_save_dir {args.model_save_dir} "
           "--export_dir EXPORT_DIR")
     return 0
 

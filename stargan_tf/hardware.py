@@ -35,7 +35,7 @@ def gpu_compute_capability():
 def resolve_precision(choice="auto"):
     """'off', 'bf16' or 'fp16' for `choice`; 'auto' picks by hardware as in the module docstring."""
     if choice not in PRECISIONS:
-        raise ValueError(f"--mixed_precision must be auto, off, bf16 or fp16, got {choice!r}")
+        raise ValueError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, got {choice!r}")
     if choice != "auto":
         return choice
     capability = gpu_compute_capability()

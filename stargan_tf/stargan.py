@@ -7,7 +7,6 @@ are tracked state, so `save_weights`/`load_weights` (and with them BackupAndRest
 everything training needs to continue.
 """
 
-import dataclasses
 import inspect
 
 import keras
@@ -27,7 +26,7 @@ class StarGAN(keras.Model):
 
     def __init__(self, config, generator=None, discriminator=None, **kwargs):
         super().__init__(**{"name": "stargan", **kwargs})
-        self.config = dataclasses.replace(config).validate()
+        self.config = config.validate()
         self.layout = domains.layout_for(self.config)
         with self.distribute_strategy.scope():
             self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False, name="step")
@@ -71,7 +70,9 @@ class StarGAN(keras.Model):
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, with a first callback that closes each epoch for the replay logic of `epoch_step`;
-        `shuffle` defaults to False (stargan_tf.data shuffles its stream itself)."""
+        `shuffle` defaults to False (stargan_tf.data shuffles its stream itself). Callbacks with an `on_fit_exit()`
+        method (StarGANCheckpoint: its folder lock) have it called however fit() ends, an error included, which
+        Keras' `on_train_end` is not."""
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         bound.arguments.setdefault("shuffle", False)
         callbacks = bound.arguments.get("callbacks")
@@ -79,14 +80,19 @@ class StarGAN(keras.Model):
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks.callbacks.insert(0, tracker)
             tracker.set_model(self)
+            given = callbacks.callbacks
         else:
-            bound.arguments["callbacks"] = [tracker, *(callbacks or [])]
+            given = [tracker, *(callbacks or [])]
+            bound.arguments["callbacks"] = given
         self._epoch_calls = 0
         try:
             return super().fit(*bound.args, **bound.kwargs)
         finally:
             self._epoch_calls = None
             self.epoch_step.assign(0)
+            for callback in given:
+                if hasattr(callback, "on_fit_exit"):
+                    callback.on_fit_exit()
 
     def make_train_function(self, force=False):
         if self.train_function is None or force:

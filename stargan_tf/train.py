@@ -12,8 +12,9 @@ def main(argv=None):
     import tensorflow as tf
 
     from stargan_tf import distribute
-    from stargan_tf.solver import Solver, TrainingError
+    from stargan_tf.solver import Solver
     from stargan_tf.stopping import TrainingStopped
+    from stargan_tf.training import TrainingError
 
     print(config)
     try:

@@ -194,8 +194,8 @@ def test_every_model_event_shares_one_queue_slot(editor):
 
 def test_joint_model_gets_controls_for_both_parts(tmp_path):
     config = tiny_config(tmp_path, dataset="Both", rafd_classes=["happy", "sad"])
-    names, groups, owners = domains.layout_for(config).metadata()
-    translator = translate.Translator(None, names, groups, owners, 32)
+    names, groups, label_dataset = domains.layout_for(config).metadata()
+    translator = translate.Translator(None, names, groups, label_dataset, 32)
     assert [c.label for c in app.Editor(translator, out_dir=str(tmp_path)).controls] == [
         "Hair colour", "Male", "Young", "RaFD: one of"]
 

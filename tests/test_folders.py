@@ -84,11 +84,11 @@ def test_mask_vector_layout():
     targets = layout.targets("RaFD", np.array([[1, 0]], np.float32))
     assert len(targets) == 5  # three CelebA domains, two RaFD classes
     np.testing.assert_array_equal(targets[3], [[0, 0, 0, 1, 0, 0, 1]])
-    names, groups, owners = layout.metadata()
+    names, groups, label_dataset = layout.metadata()
     assert names == ["Black_Hair", "Blond_Hair", "Male", "angry", "happy", "mask:CelebA", "mask:RaFD"]
     assert groups == [0, 0, -1, 1, 1, 2, 2]
-    assert owners == ["CelebA"] * 3 + ["RaFD"] * 2 + ["mask"] * 2
-    assert domains.LabelLayout.from_metadata(names, groups, owners) == layout
+    assert label_dataset == ["CelebA"] * 3 + ["RaFD"] * 2 + ["mask"] * 2
+    assert domains.LabelLayout.from_metadata(names, groups, label_dataset) == layout
 
 
 def test_only_the_known_datasets_slice_enters_the_classification_loss():

@@ -105,7 +105,8 @@ def test_fit_logs_the_learning_rates_of_the_schedule(cli_and_fit):
 def test_checkpoint_callback_writes_what_train_py_writes(cli_and_fit):
     config, _, _, _, out = cli_and_fit
     ours, theirs = str(out / "models"), config.model_save_dir
-    assert sorted(os.listdir(ours)) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index", "config.json"]
+    assert sorted(os.listdir(ours)) == sorted(os.listdir(theirs)) == [
+        ".lock", "checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index", "config.json"]
     assert json.load(open(os.path.join(ours, "config.json"))) == json.load(open(os.path.join(theirs, "config.json")))
     a, b = checkpoint_values(os.path.join(ours, "ckpt-6")), checkpoint_values(os.path.join(theirs, "ckpt-6"))
     assert sorted(a) == sorted(b) and len(a) == 154
@@ -150,8 +151,9 @@ def example(tmp_path_factory):
 def test_example_writes_checkpoints_samples_and_tensorboard(example):
     out, steps = example
     assert steps == list(range(1, 13))
-    assert sorted(os.listdir(out / "models")) == ["checkpoint", "ckpt-12.data-00000-of-00001", "ckpt-12.index",
-                                                  "ckpt-6.data-00000-of-00001", "ckpt-6.index", "config.json"]
+    assert sorted(os.listdir(out / "models")) == [".lock", "checkpoint", "ckpt-12.data-00000-of-00001",
+                                                  "ckpt-12.index", "ckpt-6.data-00000-of-00001", "ckpt-6.index",
+                                                  "config.json"]  # .lock: the folder lock, as train.py leaves it
     assert sorted(os.listdir(out / "samples")) == ["12-images.png", "6-images.png"]
     assert not os.path.exists(out / "backup")  # BackupAndRestore deletes its backup when fit() ends
     acc = event_accumulator.EventAccumulator(str(out / "logs" / "train"), size_guidance={event_accumulator.TENSORS: 0})
@@ -278,6 +280,8 @@ def test_fit_stops_at_a_non_finite_loss_and_keeps_the_finite_checkpoints(demo_da
     assert int(model.step.numpy()) == failed - 1 and not np.isfinite(list(info.value.terms.values())).any()
     assert [int(p.rsplit("-", 1)[1]) for p in saver.saved] == list(range(1, failed))
     assert failed > 1  # some finite steps came first, so something was saved
+    with FolderLock(config.model_save_dir):  # fit() ended in an error, and the callback let go of the folder
+        pass
     for prefix in saver.saved:
         values = [v for v in checkpoint_values(prefix).values() if np.issubdtype(np.asarray(v).dtype, np.floating)]
         assert all(np.isfinite(v).all() for v in values), prefix
