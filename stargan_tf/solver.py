@@ -79,6 +79,17 @@ def stopped_without_saving(error, last_checkpoint):
     return TrainingError(f"{error.what}; training stopped without saving ({kept}). {error.ADVICE}")
 
 
+def prepare_run(config):
+    """(the run's config, its DatasetSources): `config` with what the run records in config.json filled in, the
+    seed, the class folders and (Demo) the generated data files, and validated; the dataset files read."""
+    if config.dataset in ATTRIBUTE_DATASETS:
+        image_dir, attr_path = attribute_files(config)
+        config = dataclasses.replace(config, celeba_image_dir=image_dir, attr_path=attr_path)
+    sources, classes = read_sources(config)
+    run = dataclasses.replace(config, seed=run_seed(config), rafd_classes=classes or config.rafd_classes)
+    return run.validate(), sources
+
+
 def read_sources(config):
     """The DatasetSources `config` trains or tests on, and the class folders of its folder dataset (None without
     one); the classes must be those `config.rafd_classes` records, when it records any."""
@@ -115,15 +126,9 @@ class Solver:
     """Trains and tests StarGAN on CelebA-layout data, a folder-per-class dataset, or both jointly."""
 
     def __init__(self, config, strategy=None):
-        """Reads the dataset files, then builds what the mode needs: G, D and their optimizers to train, G alone to
-        test. `self.config` is the run's own value: `config` with the seed, the class folders and (Demo) the data
-        files recorded, as config.json stores them; `config` itself is left as it was."""
-        if config.dataset in ATTRIBUTE_DATASETS:
-            image_dir, attr_path = attribute_files(config)
-            config = dataclasses.replace(config, celeba_image_dir=image_dir, attr_path=attr_path)
-        self.sources, classes = read_sources(config)
-        self.config = dataclasses.replace(config, seed=run_seed(config),
-                                          rafd_classes=classes or config.rafd_classes).validate()
+        """Builds what the mode needs, G, D and their optimizers to train, G alone to test, for the run
+        `prepare_run(config)` describes; `config` itself is left as it was."""
+        self.config, self.sources = prepare_run(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.locations = distribute.WriteLocations(self.strategy)
         self.layout = domains.layout_for(self.config)
