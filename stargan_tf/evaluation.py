@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import data, measures
-from stargan_tf.checkpoints import GENERATORS, checkpoint_path, generator_key, restore_generator
+from stargan_tf.checkpoints import EMA_KEY, GENERATORS, checkpoint_path, generator_key, restore_generator
 from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
 from stargan_tf.domains import layout_for
@@ -81,7 +81,7 @@ def evaluate(args):
         x, labels = measures.load_split(*test, crop, config.image_size, limit=args.max_test_images, seed=args.seed)
         results[dataset] = {"dataset": dataset, "judge": path,
                             **measures.measure(generator, judge, layout, dataset, x, labels, args.batch_size)}
-    head = {"step": step, "generator": "ema" if key == "generator_ema" else "raw"}
+    head = {"step": step, "generator": "ema" if key == EMA_KEY else "raw"}
     if len(results) == 1:
         return _rounded({**head, **results.popitem()[1]})
     return _rounded({**head, **results})

@@ -11,8 +11,8 @@ import inspect
 
 import keras
 
-from stargan_tf import domains
-from stargan_tf.training import StarGANTrainer
+from stargan_tf import domains, hardware
+from stargan_tf.training import StarGANTrainer, build_networks, build_optimizers
 
 
 class StarGAN(keras.Model):
@@ -34,10 +34,10 @@ class StarGAN(keras.Model):
             # the epoch Keras replays (BackupAndRestore restarts an interrupted epoch from its first batch).
             self.epoch_step = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False,
                                               name="epoch_step")
-        self.trainer = StarGANTrainer(self.config, self.layout, self.distribute_strategy, generator=generator,
-                                      discriminator=discriminator, step=self.step)
-        self.generator, self.discriminator, self.generator_ema = self.trainer.G, self.trainer.D, self.trainer.G_ema
-        self.g_optimizer, self.d_optimizer = self.trainer.g_optimizer, self.trainer.d_optimizer
+            precision = hardware.resolve_precision(self.config.mixed_precision)
+            self.generator, self.discriminator, self.generator_ema = build_networks(
+                self.config, self.layout, precision, generator, discriminator)
+        self.trainer = None  # made by compile(), which hands it the networks and the optimizers
         self._latest = {}  # fit()'s logs: the last value of every term (G's change only every n_critic steps)
         self._epoch_calls = None  # batches Keras handed over in the running epoch; None outside fit()
         self.built = True
@@ -45,7 +45,7 @@ class StarGAN(keras.Model):
     @property
     def sampler(self):
         """The generator samples, tests and exports use: the moving average of G when enabled, else G."""
-        return self.trainer.sampler
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     @property
     def data_start(self):
@@ -58,13 +58,20 @@ class StarGAN(keras.Model):
         self._latest.update(values)
 
     def call(self, inputs, training=False):
-        return self.trainer.sampler(inputs, training=False)
+        return self.sampler(inputs, training=False)
 
     def compile(self, g_optimizer=None, d_optimizer=None, steps_per_execution=1):
         """Train with these optimizers (default: the config's Adam, as train.py); each keeps the config's schedule,
-        starting from its own learning rate. Create them under the model's strategy scope."""
+        starting from its own learning rate. Create them under the model's strategy scope. Compile before loading
+        weights that hold optimizer state (as for any Keras model)."""
         with self.distribute_strategy.scope():
-            self.trainer.use_optimizers(g_optimizer, d_optimizer)
+            if g_optimizer is None or d_optimizer is None:
+                g_default, d_default = build_optimizers(self.config)
+                g_optimizer = g_default if g_optimizer is None else g_optimizer
+                d_optimizer = d_default if d_optimizer is None else d_optimizer
+            self.trainer = StarGANTrainer(self.config, self.layout, self.distribute_strategy, generator=self.generator,
+                                          discriminator=self.discriminator, generator_ema=self.generator_ema,
+                                          g_optimizer=g_optimizer, d_optimizer=d_optimizer, step=self.step)
         self.g_optimizer, self.d_optimizer = self.trainer.g_optimizer, self.trainer.d_optimizer
         super().compile(optimizer=None, steps_per_execution=steps_per_execution, jit_compile=False)
 

@@ -77,13 +77,21 @@ class NonFiniteLoss(TrainingError):
         super().__init__(f"{self.what}; training stopped. {self.ADVICE}")
 
 
-def build_networks(config, layout, precision):
-    """(G, D, the moving average of G or None) for `config` and `layout`: G and D in `precision`'s Keras policy,
-    the average float32 whatever the precision (built when `config.g_ema_decay` > 0)."""
+def build_networks(config, layout, precision, generator=None, discriminator=None):
+    """(G, D, the moving average of G or None) for `config` and `layout`, building those not handed in: G and D in
+    `precision`'s Keras policy; the average (when `config.g_ema_decay` > 0) float32 whatever the precision, or for a
+    generator handed in, a clone of it (Keras keeps variables float32 in any policy). Call under the strategy's
+    scope."""
     policy = hardware.POLICIES[precision]
-    generator = generator_for(config, layout, dtype=policy)
-    discriminator = discriminator_for(config, layout, dtype=policy)
-    average = generator_for(config, layout, name="generator_ema", dtype="float32") if config.g_ema_decay > 0 else None
+    built_g = generator is None
+    if generator is None:
+        generator = generator_for(config, layout, dtype=policy)
+    if discriminator is None:
+        discriminator = discriminator_for(config, layout, dtype=policy)
+    average = None
+    if config.g_ema_decay > 0:
+        average = (generator_for(config, layout, name="generator_ema", dtype="float32") if built_g
+                   else keras.models.clone_model(generator))
     return generator, discriminator, average
 
 
@@ -112,28 +120,22 @@ class StarGANTrainer:
 
     def __init__(self, config, layout=None, strategy=None, *, generator=None, discriminator=None, g_optimizer=None,
                  d_optimizer=None, step=None, generator_ema=None):
-        """Trains the networks and optimizers handed in (make them under `strategy`'s scope); those not given come
-        from `build_networks` / `build_optimizers`. With a generator handed in and `config.g_ema_decay` > 0 the
-        moving average is `generator_ema`, or a clone of the generator."""
+        """Trains the networks and optimizers handed in (made under `strategy`'s scope, as `build_networks` and
+        `build_optimizers` make them for train.py and fit()); `StarGANTrainer(config)` alone builds them itself."""
         self.config = config
         self.layout = layout or domains.layout_for(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.precision = hardware.resolve_precision(config.mixed_precision)
         self.jit_compile = hardware.resolve_jit(config.jit_compile)
         with self.strategy.scope():
-            if generator is None and discriminator is None and generator_ema is None:
-                generator, discriminator, generator_ema = build_networks(config, self.layout, self.precision)
-            policy, built_g = hardware.POLICIES[self.precision], generator is None
-            if generator is None:
-                generator = generator_for(config, self.layout, dtype=policy)
-            if discriminator is None:
-                discriminator = discriminator_for(config, self.layout, dtype=policy)
-            if config.g_ema_decay > 0 and generator_ema is None:
-                # A generator handed in: a clone of it (Keras keeps variables float32 in any policy).
-                generator_ema = (generator_for(config, self.layout, name="generator_ema", dtype="float32")
-                                 if built_g else keras.models.clone_model(generator))
+            if generator is None or discriminator is None:
+                generator, discriminator, built_average = build_networks(config, self.layout, self.precision,
+                                                                         generator, discriminator)
+                generator_ema = built_average if generator_ema is None else generator_ema
             self.G, self.D = generator, discriminator
             # The moving average of G's weights, which samples, tests and exports use when enabled; G keeps training.
+            if config.g_ema_decay > 0 and generator_ema is None:
+                generator_ema = build_networks(config, self.layout, self.precision, generator, discriminator)[2]
             self.G_ema = generator_ema if config.g_ema_decay > 0 else None
             if g_optimizer is None or d_optimizer is None:
                 g_made, d_made = build_optimizers(config)
@@ -145,13 +147,6 @@ class StarGANTrainer:
             if self.G_ema is not None:
                 self.reset_ema()
         self._fns = {}
-
-    def use_optimizers(self, g_optimizer=None, d_optimizer=None):
-        """Train G and D with these optimizers from now on (None keeps the current one); call under the strategy's
-        scope. The learning-rate schedule starts from the rate each was given."""
-        for name, optimizer in (("g", g_optimizer), ("d", d_optimizer)):
-            if optimizer is not None:
-                self._use_optimizer(name, optimizer, _base_rate(optimizer, getattr(self.config, f"{name}_lr")))
 
     def _use_optimizer(self, name, optimizer, base_lr=None):
         """Build `optimizer` for G's ('g') or D's ('d') weights and train with it; `base_lr` (default: its rate) is
