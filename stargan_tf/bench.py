@@ -41,7 +41,7 @@ def bench_train(config, iters, warmup):
 
     from stargan_tf.training import StarGANTrainer
 
-    trainer = StarGANTrainer(config)
+    trainer = StarGANTrainer.from_config(config)
     batch = random_batch(config.batch_size, config.image_size, config.c_dim)
     for _ in range(warmup * config.n_critic):  # traces both step functions
         trainer.train_step({"CelebA": batch})

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, distribute, domains, hardware, images, measures
+from stargan_tf import data, distribute, domains, images, measures
 from stargan_tf.checkpoints import (
     CHECKPOINT_NAME,
     available_steps,
@@ -28,7 +28,7 @@ from stargan_tf.demo_data import attribute_files
 from stargan_tf.lock import FolderLock
 from stargan_tf.networks import generator_for
 from stargan_tf.stopping import SIGNALS, StopSignals, TrainingStopped, signal_name
-from stargan_tf.training import NonFiniteLoss, StarGANTrainer, TrainingError, build_networks, build_optimizers
+from stargan_tf.training import NonFiniteLoss, StarGANTrainer, TrainingError
 
 
 def format_duration(seconds):
@@ -134,7 +134,7 @@ class Solver:
         self.layout = domains.layout_for(self.config)
         keras.utils.set_random_seed(self.config.seed)
         if self.config.mode == "train":
-            self.trainer = self._trainer()
+            self.trainer = StarGANTrainer.from_config(self.config, self.layout, self.strategy)
             self.G, self.D = self.trainer.G, self.trainer.D
             self.ckpt = self.trainer.checkpoint()
             self.sampler = self.trainer.sampler
@@ -143,16 +143,6 @@ class Solver:
             self.sampler = generator_for(self.config, self.layout)
         self._translate = tf.function(self._generate)
         self._streams = {}
-
-    def _trainer(self):
-        """The trainer of this run, handed the networks and optimizers built under the strategy's scope."""
-        precision = hardware.resolve_precision(self.config.mixed_precision)
-        with self.strategy.scope():
-            generator, discriminator, average = build_networks(self.config, self.layout, precision)
-            g_optimizer, d_optimizer = build_optimizers(self.config)
-        return StarGANTrainer(self.config, self.layout, self.strategy, generator=generator,
-                              discriminator=discriminator, generator_ema=average, g_optimizer=g_optimizer,
-                              d_optimizer=d_optimizer)
 
     # ------------------------------------------------------------------ helpers
     def _generate(self, inputs, training=False):

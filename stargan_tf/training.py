@@ -118,35 +118,43 @@ class StarGANTrainer:
     several datasets each iteration trains on a batch of each, in order, as the paper's joint training does.
     """
 
-    def __init__(self, config, layout=None, strategy=None, *, generator=None, discriminator=None, g_optimizer=None,
-                 d_optimizer=None, step=None, generator_ema=None):
-        """Trains the networks and optimizers handed in (made under `strategy`'s scope, as `build_networks` and
-        `build_optimizers` make them for train.py and fit()); `StarGANTrainer(config)` alone builds them itself."""
+    def __init__(self, config, layout=None, strategy=None, *, generator, discriminator, g_optimizer, d_optimizer,
+                 generator_ema=None, step=None):
+        """Trains the networks and optimizers handed in, made under `strategy`'s scope (`from_config` makes train.py's;
+        `stargan_tf.StarGAN` hands in its own). `generator_ema` is the moving average of G, needed when
+        `config.g_ema_decay` > 0."""
+        if config.g_ema_decay > 0 and generator_ema is None:
+            raise ValueError("config.g_ema_decay > 0 trains a moving average of G: hand in generator_ema "
+                             "(build_networks makes it)")
         self.config = config
         self.layout = layout or domains.layout_for(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.precision = hardware.resolve_precision(config.mixed_precision)
         self.jit_compile = hardware.resolve_jit(config.jit_compile)
         with self.strategy.scope():
-            if generator is None or discriminator is None:
-                generator, discriminator, built_average = build_networks(config, self.layout, self.precision,
-                                                                         generator, discriminator)
-                generator_ema = built_average if generator_ema is None else generator_ema
             self.G, self.D = generator, discriminator
             # The moving average of G's weights, which samples, tests and exports use when enabled; G keeps training.
-            if config.g_ema_decay > 0 and generator_ema is None:
-                generator_ema = build_networks(config, self.layout, self.precision, generator, discriminator)[2]
             self.G_ema = generator_ema if config.g_ema_decay > 0 else None
-            if g_optimizer is None or d_optimizer is None:
-                g_made, d_made = build_optimizers(config)
-                g_optimizer = g_made if g_optimizer is None else g_optimizer
-                d_optimizer = d_made if d_optimizer is None else d_optimizer
             self._use_optimizer("g", g_optimizer, _base_rate(g_optimizer, config.g_lr))
             self._use_optimizer("d", d_optimizer, _base_rate(d_optimizer, config.d_lr))
             self.step = step if step is not None else tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             if self.G_ema is not None:
                 self.reset_ema()
         self._fns = {}
+
+    @classmethod
+    def from_config(cls, config, layout=None, strategy=None, *, g_optimizer=None, d_optimizer=None):
+        """A trainer of the networks and optimizers train.py trains (`build_networks`, `build_optimizers`), built under
+        `strategy`'s scope; optimizers handed in replace the config's Adam."""
+        layout = layout or domains.layout_for(config)
+        strategy = strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            generator, discriminator, average = build_networks(config, layout,
+                                                               hardware.resolve_precision(config.mixed_precision))
+            g_default, d_default = build_optimizers(config)
+        return cls(config, layout, strategy, generator=generator, discriminator=discriminator, generator_ema=average,
+                   g_optimizer=g_default if g_optimizer is None else g_optimizer,
+                   d_optimizer=d_default if d_optimizer is None else d_optimizer)
 
     def _use_optimizer(self, name, optimizer, base_lr=None):
         """Build `optimizer` for G's ('g') or D's ('d') weights and train with it; `base_lr` (default: its rate) is

@@ -31,7 +31,7 @@ def test_decay_warms_up_then_holds_at_the_given_value():
 @pytest.mark.parametrize("precision", ["off", "bf16"])
 def test_average_follows_each_g_update_by_hand(precision):
     keras.utils.set_random_seed(0)
-    trainer = StarGANTrainer(StarGANConfig(**(TINY | {"n_critic": 2, "g_ema_decay": 0.9,
+    trainer = StarGANTrainer.from_config(StarGANConfig(**(TINY | {"n_critic": 2, "g_ema_decay": 0.9,
                                                        "mixed_precision": precision})).validate())
     assert all(v.dtype == "float32" for v in trainer.G_ema.weights)
     assert trainer.G_ema.get_layer("conv_in").compute_dtype == "float32"
@@ -51,7 +51,7 @@ def test_average_follows_each_g_update_by_hand(precision):
 
 
 def test_no_average_when_decay_is_zero():
-    trainer = StarGANTrainer(StarGANConfig(**TINY, g_ema_decay=0.0).validate())
+    trainer = StarGANTrainer.from_config(StarGANConfig(**TINY, g_ema_decay=0.0).validate())
     assert trainer.G_ema is None and trainer.sampler is trainer.G
     assert "generator_ema" not in dict(trainer.checkpoint()._trackable_children())
 

@@ -15,7 +15,7 @@ def trainer_with(**changes):
     from stargan_tf.training import StarGANTrainer
 
     keras.utils.set_random_seed(0)
-    return StarGANTrainer(StarGANConfig(**(TINY | {"n_critic": 1} | changes)).validate())
+    return StarGANTrainer.from_config(StarGANConfig(**(TINY | {"n_critic": 1} | changes)).validate())
 
 
 @pytest.mark.parametrize("precision,compute", [("bf16", "bfloat16"), ("fp16", "float16")])

@@ -28,7 +28,7 @@ def make_batch(seed, n=4, size=32, c_dim=5):
 
 def tiny_trainer(seed=0, **optimizers):
     tf.keras.utils.set_random_seed(seed)
-    return StarGANTrainer(StarGANConfig(**TINY, n_critic=1).validate(), **optimizers)
+    return StarGANTrainer.from_config(StarGANConfig(**TINY, n_critic=1).validate(), **optimizers)
 
 
 def copy_weights(src, dst):
@@ -77,7 +77,7 @@ def test_fused_step_equals_official_d_then_g_order():
 
 
 def test_g_updates_every_n_critic_steps():
-    trainer = StarGANTrainer(StarGANConfig(**TINY, n_critic=3).validate())
+    trainer = StarGANTrainer.from_config(StarGANConfig(**TINY, n_critic=3).validate())
     g_iterations = []
     for i in range(6):
         trainer.train_step({"CelebA": make_batch(i)})
@@ -113,7 +113,7 @@ def test_one_critic_call_on_real_and_fake_equals_two_calls():
 
 def test_identity_loss_is_the_l1_of_g_keeping_the_source_label():
     tf.keras.utils.set_random_seed(0)
-    trainer = StarGANTrainer(StarGANConfig(**TINY, n_critic=1, lambda_id=2.0).validate())
+    trainer = StarGANTrainer.from_config(StarGANConfig(**TINY, n_critic=1, lambda_id=2.0).validate())
     batch = make_batch(5)
     expected = float(tf.reduce_mean(tf.abs(batch["image"] - trainer.G([batch["image"], batch["label_org"]]))))
     terms = trainer.step_function("CelebA", True)(batch)

@@ -41,8 +41,8 @@ def compare(precision):
     config = StarGANConfig(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=8,
                            mixed_precision=precision, n_critic=2, g_ema_decay=0.5).validate()
     keras.utils.set_random_seed(1)
-    single = StarGANTrainer(config)
-    multi = StarGANTrainer(config, strategy=mirrored)
+    single = StarGANTrainer.from_config(config)
+    multi = StarGANTrainer.from_config(config, strategy=mirrored)
     multi.G.set_weights(single.G.get_weights())
     multi.D.set_weights(single.D.get_weights())
     multi.reset_ema()
