@@ -74,8 +74,7 @@ class StarGANCheckpoint(EveryNSteps):
         self._locations = distribute.WriteLocations(self.model.distribute_strategy)
         if self._locations.chief:
             self._lock.acquire()
-            for name in remove_temp_folders(self.model_save_dir):
-                print(f"Removed {os.path.join(self.model_save_dir, name)}, left by a save that did not finish")
+            remove_temp_folders(self.model_save_dir)
             save_config(self.model.config, self.model_save_dir)
         # Every worker saves (the save is a collective), but only the chief into model_save_dir.
         self._manager = tf.train.CheckpointManager(self.model.trainer.checkpoint(),

@@ -89,13 +89,15 @@ _TEMP_FOLDER = re.compile(re.escape(CHECKPOINT_NAME) + r"-\d+_temp$")
 
 
 def remove_temp_folders(model_save_dir):
-    """Delete the `ckpt-N_temp` folders a save interrupted by a crash leaves behind; returns their names."""
+    """Delete (and say so) the `ckpt-N_temp` folders a save interrupted by a crash leaves behind; returns their
+    names."""
     if not os.path.isdir(model_save_dir):
         return []
     stale = sorted(f for f in os.listdir(model_save_dir) if _TEMP_FOLDER.match(f)
                    and os.path.isdir(os.path.join(model_save_dir, f)))
     for name in stale:
         shutil.rmtree(os.path.join(model_save_dir, name), ignore_errors=True)
+        print(f"Removed {os.path.join(model_save_dir, name)}, left by a save that did not finish")
     return stale
 
 

@@ -102,7 +102,7 @@ class StopVote:
     multi-worker runs, so that every worker calls it at the same iteration and all stop at the same step."""
 
     def __init__(self, strategy, signals):
-        self.strategy, self.signals = strategy, tuple(signals)
+        self.signals = tuple(signals)
         self._collective = num_workers(strategy) > 1
         if self._collective:
             self._sum = tf.function(lambda flags: strategy.reduce(

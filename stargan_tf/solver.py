@@ -247,8 +247,7 @@ class Solver:
 
         start = 0
         if chief:
-            for name in remove_temp_folders(cfg.model_save_dir):
-                print(f"Removed {os.path.join(cfg.model_save_dir, name)}, left by a save that did not finish")
+            remove_temp_folders(cfg.model_save_dir)
         existing = available_steps(cfg.model_save_dir)
         if cfg.resume_iters is None and existing:
             raise ValueError(f"--model_save_dir {cfg.model_save_dir} already holds checkpoints (steps "
