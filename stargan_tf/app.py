@@ -27,7 +27,7 @@ import traceback
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import domains, faces, images, preprocessing, translate
+from stargan_tf import faces, images, preprocessing, translate
 from stargan_tf.cli import fail, reason
 
 NONE = "none"
@@ -112,11 +112,7 @@ def label_for(layout, controls, values, dataset=None):
 
 def values_from(layout, controls, probabilities):
     """Control values for D's probabilities (c_dim,): each dataset's part rounded as translate --source auto does."""
-    parts = {}
-    for dataset, spec in layout.parts:
-        start = layout.offset(dataset)
-        predicted = domains.predicted_part(spec, np.asarray(probabilities)[start : start + spec.dim])
-        parts[dataset] = dict(zip(spec.names, predicted.tolist(), strict=True))
+    parts = {dataset: dict(layout.predicted_pairs(dataset, probabilities)) for dataset in layout.datasets}
     return [c.value_from(parts[c.dataset]) for c in controls]
 
 
@@ -135,6 +131,7 @@ class Photo:
     pixels: np.ndarray
     faces: list
     crops: np.ndarray  # uint8 (N, c, c, 3)
+    payloads: list  # the crops as PNG bytes, encoded once for every edit's model call
     own: list  # per crop: control values (predicted by classify, else the controls' defaults)
     note: str
 
@@ -179,19 +176,20 @@ class Editor:
             raise PhotoError(f"{name}: {reason(e)}") from None
         found, note = self._faces(pixels, name)
         if found:
-            crops = np.stack([faces.training_crop(faces.align(pixels, f), self.translator.crop_size) for f in found])
+            crops = faces.training_crops(pixels, found, self.translator.crop_size)
         else:
             crops = preprocessing.center_crop(tf.constant(pixels)).numpy()[None]
+        payloads = translate.png_payloads(crops)
         if self.translator.can_classify:
             with self.lock:
-                probabilities = self.translator.classify_crops(crops)
+                probabilities = self.translator.classify(payloads)
             own = [values_from(self.layout, self.controls, p) for p in probabilities]
             note += " The controls start from its own attributes (D's classifier)."
         else:
             own = [self.defaults] * len(crops)
             note += (" This export has no classify signature, so the controls start at 0; export with "
                      "--include_classifier to start from the photo's own attributes.")
-        return Photo(name, pixels, found, crops, own, note)
+        return Photo(name, pixels, found, crops, payloads, own, note)
 
     def _faces(self, pixels, name):
         """(faces, note): every face when alignment is on and the faces extra is installed, else none."""
@@ -215,7 +213,7 @@ class Editor:
         labels = np.concatenate([label_for(self.layout, self.controls, face_values(values, photo.own[0], own), dataset)
                                  for own in photo.own])
         with self.lock:
-            out = self.translator.translate_crops(photo.crops, labels)
+            out = self.translator.translate_pixels(photo.payloads, labels)
         if photo.faces:
             return faces.paste_back(photo.pixels, photo.faces, out, self.translator.crop_size)
         return out[0]
@@ -323,15 +321,6 @@ def build_page(editor):
     return page
 
 
-def load_translator(args):
-    if bool(args.export_dir) == bool(args.model_save_dir):
-        raise ValueError("give exactly one of --export_dir or --model_save_dir")
-    if args.export_dir:
-        return translate.Translator.from_export(args.export_dir)
-    return translate.Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
-                                                args.max_pixels or preprocessing.MAX_PIXELS, classifier=True)
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -340,8 +329,6 @@ def parse_args(argv=None):
     parser.add_argument("--share", action="store_true", help="also ask Gradio for a public link (off by default)")
     parser.add_argument("--no_align_faces", action="store_true",
                         help="always translate the photo's centre square, even when faces could be aligned")
-    parser.add_argument("--max_pixels", type=int, default=None,
-                        help="refuse images whose header declares more pixels (default: the export's budget)")
     return parser.parse_args(argv)
 
 
@@ -353,7 +340,7 @@ def main(argv=None):
     except ImportError:
         return fail(f"the app needs Gradio; install the app extra: {APP_HINT}")
     try:
-        editor = Editor(load_translator(args), not args.no_align_faces, args.max_pixels)
+        editor = Editor(translate.load_translator(args, classifier=True), not args.no_align_faces, args.max_pixels)
     except (ValueError, FileNotFoundError) as e:
         return fail(e)
     atexit.register(shutil.rmtree, editor.out_dir, True)

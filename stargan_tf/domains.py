@@ -171,6 +171,12 @@ class LabelLayout:
             out += [self.encode(name, t) for t in target_labels(spec, base)]
         return out
 
+    def predicted_pairs(self, dataset, probabilities):
+        """[(name, 0 or 1)] for `dataset`'s part of D's probabilities (cls_dim,), rounded by `predicted_part`."""
+        spec, start = self.spec(dataset), self.offset(dataset)
+        predicted = predicted_part(spec, np.asarray(probabilities)[start : start + spec.dim])
+        return list(zip(spec.names, predicted.tolist(), strict=True))
+
     def metadata(self):
         """(names, exclusive group id or -1, label_dataset: the dataset it belongs to, or 'mask') for every entry of the
         label, mask included: the export's metadata attribute_names, exclusive_group and label_dataset."""

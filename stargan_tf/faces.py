@@ -202,8 +202,12 @@ def translate_photo(pixels, faces, translate_crops, crop_size=DEFAULT_CROP_SIZE,
     model's outputs, uint8 (N, s, s, 3)."""
     if not faces:
         return np.array(pixels, copy=True)
-    crops = np.stack([training_crop(align(pixels, face), crop_size) for face in faces])
-    return paste_back(pixels, faces, translate_crops(crops), crop_size, feather)
+    return paste_back(pixels, faces, translate_crops(training_crops(pixels, faces, crop_size)), crop_size, feather)
+
+
+def training_crops(pixels, faces, crop_size=DEFAULT_CROP_SIZE):
+    """uint8 (N, c, c, 3): each face of `pixels` aligned like CelebA and cut to the model's training crop."""
+    return np.stack([training_crop(align(pixels, face), crop_size) for face in faces])
 
 
 EXIF_ORIENTATION = 0x0112

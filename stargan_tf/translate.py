@@ -54,6 +54,11 @@ from stargan_tf.serving import decode_square
 STRIP_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def png_payloads(crops):
+    """PNG bytes of each uint8 square (N, c, c, 3): what `translate_bytes` and `classify` take."""
+    return [tf.io.encode_png(crop).numpy() for crop in np.asarray(crops, np.uint8)]
+
+
 class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
@@ -102,14 +107,11 @@ class Translator:
 
     def classify_crops(self, crops):
         """D's probabilities (N, c_dim) for uint8 squares (N, c, c, 3), e.g. aligned faces' training crops."""
-        return self.classify([tf.io.encode_png(crop).numpy() for crop in np.asarray(crops, np.uint8)])
+        return self.classify(png_payloads(crops))
 
     def own_pairs(self, probabilities, dataset=None):
         """[(name, 0 or 1)] for every entry of `dataset`'s part (default: the first) from `classify`'s row."""
-        dataset = dataset or self.layout.datasets[0]
-        spec, start = self.layout.spec(dataset), self.layout.offset(dataset)
-        predicted = domains.predicted_part(spec, np.asarray(probabilities)[start : start + spec.dim])
-        return list(zip(spec.names, predicted.tolist(), strict=True))
+        return self.layout.predicted_pairs(dataset or self.layout.datasets[0], probabilities)
 
     def translate(self, image_bytes, labels):
         """PNG bytes of `image_bytes` translated to each row of `labels` (float32 (N, c_dim))."""
@@ -118,9 +120,12 @@ class Translator:
 
     def translate_crops(self, crops, labels):
         """uint8 squares (N, c, c, 3) translated to the rows of `labels`: uint8 (N, image_size, image_size, 3)."""
-        payloads = [tf.io.encode_png(crop).numpy() for crop in np.asarray(crops, np.uint8)]
+        return self.translate_pixels(png_payloads(crops), labels)
+
+    def translate_pixels(self, image_bytes, labels):
+        """`translate`, decoded: uint8 (N, image_size, image_size, 3) (for crops encoded once, as by png_payloads)."""
         return np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-                         for png in self.translate(payloads, labels)])
+                         for png in self.translate(image_bytes, labels)])
 
     def dataset_of(self, name):
         """The dataset whose part of the label holds `name`; a ValueError lists the valid names."""
@@ -326,15 +331,14 @@ def centre_square(translator, payload, rows, single, budget):
 def aligned_faces(translator, pixels, found, rows_for, single):
     """uint8: the full photo with every face translated and pasted back (`single`), else one row per face of its
     aligned model input and each translation. `rows_for` maps the faces' training crops to each one's label rows."""
-    crop_size = translator.crop_size
     if single:
         return faces.translate_photo(pixels, found, lambda crops: translator.translate_crops(
-            crops, np.concatenate(rows_for(crops))), crop_size)
-    crops = np.stack([faces.training_crop(faces.align(pixels, face), crop_size) for face in found])
+            crops, np.concatenate(rows_for(crops))), translator.crop_size)
+    crops = faces.training_crops(pixels, found, translator.crop_size)
     strips = []
-    for crop, rows in zip(crops, rows_for(crops), strict=True):
+    for crop, payload, rows in zip(crops, png_payloads(crops), rows_for(crops), strict=True):
         model_input = images.to_uint8(preprocessing.preprocess(tf.constant(crop), None, translator.image_size).numpy())
-        strips.append(np.concatenate([model_input, *translator.translate_crops([crop] * len(rows), rows)], axis=1))
+        strips.append(np.concatenate([model_input, *translator.translate_pixels([payload] * len(rows), rows)], axis=1))
     return np.concatenate(strips, axis=0)
 
 
@@ -353,8 +357,7 @@ def auto_source(translator, set_pairs):
 
 
 def run(args):
-    if bool(args.export_dir) == bool(args.model_save_dir):
-        raise ValueError("give exactly one of --export_dir or --model_save_dir")
+    check_model_choice(args)
     if args.grid and args.strip:
         raise ValueError("--grid and --strip each write one image per photo; choose one")
     if (args.fallback_center_crop or args.min_face_confidence is not None) and not args.align_faces:
@@ -368,9 +371,7 @@ def run(args):
     auto = "auto" in (text.strip() for text in args.source)
     if auto and len(args.source) > 1:
         raise ValueError("--source auto predicts every attribute; give it alone, and changes with --set")
-    translator = (Translator.from_export(args.export_dir) if args.export_dir
-                  else Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
-                                                  args.max_pixels or MAX_PIXELS, classifier=auto))
+    translator = load_translator(args, classifier=auto)
     budget = pixel_budget(translator, args.max_pixels)
     source_pairs = [] if auto else [p for text in args.source for p in parse_assignments(text, "--source")]
     set_pairs = [p for text in args.set for p in parse_assignments(text, "--set")]
@@ -425,6 +426,22 @@ def add_model_options(parser):
     parser.add_argument("--test_iters", type=parse_step, default="latest", help="checkpoint step with --model_save_dir")
     parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
                         help="with --model_save_dir: the moving average of G (ema), the trained G (raw), or auto")
+    parser.add_argument("--max_pixels", type=int, default=None,
+                        help="refuse images whose header declares more pixels (default: the export's budget)")
+
+
+def check_model_choice(args):
+    if bool(args.export_dir) == bool(args.model_save_dir):
+        raise ValueError("give exactly one of --export_dir or --model_save_dir")
+
+
+def load_translator(args, classifier):
+    """The Translator of the model `add_model_options` picked; `classifier`: a checkpoint's D too, for classify."""
+    check_model_choice(args)
+    if args.export_dir:
+        return Translator.from_export(args.export_dir)
+    return Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
+                                      args.max_pixels or MAX_PIXELS, classifier=classifier)
 
 
 def parse_args(argv=None):
@@ -450,8 +467,6 @@ def parse_args(argv=None):
                         help="with --align_faces: translate the centre square of a photo where no face is found "
                              "(default: stop with an error naming it)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
-    parser.add_argument("--max_pixels", type=int, default=None,
-                        help="refuse images whose header declares more pixels (default: the export's budget)")
     return parser.parse_args(argv)
 
 

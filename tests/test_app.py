@@ -158,7 +158,7 @@ def test_export_without_classify_starts_the_controls_at_zero(exported, astronaut
 
 
 def test_unexpected_error_is_a_message_not_a_traceback(editor, uploaded, monkeypatch):
-    monkeypatch.setattr(editor.translator, "translate_crops", lambda crops, labels: 1 / 0)
+    monkeypatch.setattr(editor.translator, "translate_pixels", lambda image_bytes, labels: 1 / 0)
     assert editor.edit(uploaded.photo, editor.defaults).message == (
         "Something went wrong (ZeroDivisionError: division by zero); the server's log has the details.")
 
