@@ -71,9 +71,10 @@ class GeneratorServer(tf.Module):
         self.image_size = int(image_size)
         self.crop_size = int(crop_size)
         self.c_dim = c_dim
+        exclusive_group, label_dataset = list(exclusive_group or [-1] * c_dim), list(label_dataset or [""] * c_dim)
         self._names = tf.constant(list(attribute_names), tf.string)
-        self._groups = tf.constant(list(exclusive_group or [-1] * c_dim), tf.int32)
-        self._label_dataset = tf.constant(list(label_dataset or [""] * c_dim), tf.string)
+        self._groups = tf.constant(exclusive_group, tf.int32)
+        self._label_dataset = tf.constant(label_dataset, tf.string)
         size = self.image_size
         self.serving_default = tf.function(self._translate_tensor, input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
@@ -86,8 +87,7 @@ class GeneratorServer(tf.Module):
         if discriminator is not None:  # D's weights are stored only then: exports stay G-only by default
             self.discriminator_variables = [getattr(v, "value", v) for v in discriminator.weights]
             object.__setattr__(self, "_discriminator", discriminator)
-            layout = domains.LabelLayout.from_metadata(list(attribute_names), list(exclusive_group or [-1] * c_dim),
-                                                       list(label_dataset or [""] * c_dim))
+            layout = domains.LabelLayout.from_metadata(list(attribute_names), exclusive_group, label_dataset)
             self._heads = [(spec.dim, spec.one_hot) for _, spec in layout.parts]
             self._mask_width = c_dim - layout.cls_dim
             self.classify = tf.function(self._classify, input_signature=[
