@@ -1,5 +1,6 @@
 """Fit StarGAN for 4 steps on one device and, from the same weights on the same global batches, mirrored over 2
-logical CPUs; print the relative difference of each model's weights as JSON. Usage: keras_fit_mirrored.py DATA_DIR."""
+logical CPUs, with plain SGD (a weight change is the rate times the gradient); print as JSON, per model, how far the
+mirrored weight change is from the single-device one, relative to that change. Usage: keras_fit_mirrored.py DATA_DIR."""
 
 import json
 import sys
@@ -29,26 +30,36 @@ def batches(model):
                               seed=config.seed, labels_to_model=lambda part: model.layout.encode("CelebA", part))
 
 
-def rel(a_weights, b_weights):
-    """|a - b| / |b| over all weights of a model as one vector."""
-    a, b = (np.concatenate([w.ravel() for w in ws]) for ws in (a_weights, b_weights))
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+def flat(weights):
+    return np.concatenate([np.asarray(w, np.float64).ravel() for w in weights])
+
+
+def rel(a_weights, b_weights, start):
+    """|a - b| / |b - start| over all weights of a model as one vector."""
+    a, b, start = flat(a_weights), flat(b_weights), flat(start)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b - start))
+
+
+def moved(weights, start):
+    """|weights - start| / |start| over all weights of a model as one vector."""
+    return float(np.linalg.norm(flat(weights) - flat(start)) / np.linalg.norm(flat(start)))
 
 
 keras.utils.set_random_seed(1)
 single = StarGAN(config)
-single.compile()
+single.compile(g_optimizer=keras.optimizers.SGD(1e-3), d_optimizer=keras.optimizers.SGD(1e-3))
 with mirrored.scope():
     multi = StarGAN(config)
-    multi.compile()
+    multi.compile(g_optimizer=keras.optimizers.SGD(1e-3), d_optimizer=keras.optimizers.SGD(1e-3))
 multi.set_weights(single.get_weights())
-start = single.generator.get_weights()
+start = {name: getattr(single, name).get_weights() for name in ("generator", "discriminator")}
+start["generator_ema"] = start["generator"]
 for model in (single, multi):
     model.fit(batches(model), epochs=2, steps_per_epoch=2, verbose=0)
 print(json.dumps({"replicas": multi.trainer.strategy.num_replicas_in_sync,
                   "same_strategy": multi.trainer.strategy is multi.distribute_strategy is mirrored,
                   "steps": [int(single.step.numpy()), int(multi.step.numpy())],
                   "g_iterations": [int(m.g_optimizer.iterations.numpy()) for m in (single, multi)],
-                  **{name: rel(getattr(multi, name).get_weights(), getattr(single, name).get_weights())
+                  **{name: rel(getattr(multi, name).get_weights(), getattr(single, name).get_weights(), start[name])
                      for name in ("generator", "discriminator", "generator_ema")},
-                  "generator_moved": rel(single.generator.get_weights(), start)}))
+                  "generator_moved": moved(single.generator.get_weights(), start["generator"])}))

@@ -1,5 +1,7 @@
 """Run one D step and one D+G step with MirroredStrategy over 2 logical CPUs and on one device, on the same
-global batch and random draws; print the largest relative weight difference per model as JSON."""
+global batch and random draws, from the same weights, in float32 and bfloat16; print JSON: per model, how far the
+mirrored weight change is from the single-device one, relative to that change (with plain SGD, so that a weight
+change is the learning rate times the gradient), and whether the moving average of G follows its formula."""
 
 import json
 
@@ -17,6 +19,7 @@ from stargan_tf.layers import PatchConv2D  # noqa: E402
 from stargan_tf.training import StarGANTrainer  # noqa: E402
 
 models.PATCH_GEMM_MIN_WEIGHTS_PER_PIXEL = 512  # so that this small D has patch-GEMM layers too (conv3-conv5)
+SGD_RATE = 1e-3  # small enough that the second iteration's gradients stay close to the first's
 
 rng = np.random.default_rng(0)
 halves = []
@@ -29,42 +32,56 @@ mirrored = distribute.make_strategy("mirrored")
 assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
 
 
-def rel(a_model, b_model):
-    worst = 0.0
-    for a, b in zip(a_model.get_weights(), b_model.get_weights(), strict=True):
-        worst = max(worst, float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12)))
-    return worst
+def flat(weights):
+    """A model's weights as one float64 vector."""
+    return np.concatenate([np.asarray(w, np.float64).ravel() for w in weights])
 
 
-def compare(precision):
-    """Two iterations (D only, then D and G) on both strategies from the same weights."""
+def trainers(precision, optimizer):
+    """(single-device, mirrored) trainers with the same initial weights; `optimizer()` makes each optimizer."""
     config = StarGANConfig(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=8,
-                           mixed_precision=precision, n_critic=2, g_ema_decay=0.5).validate()
+                           mixed_precision=precision, n_critic=2, g_ema_decay=0.5, jit_compile=False).validate()
     keras.utils.set_random_seed(1)
-    single = StarGANTrainer.from_config(config)
-    multi = StarGANTrainer.from_config(config, strategy=mirrored)
+    single = StarGANTrainer.from_config(config, g_optimizer=optimizer(), d_optimizer=optimizer())
+    with mirrored.scope():
+        g_optimizer, d_optimizer = optimizer(), optimizer()
+    multi = StarGANTrainer.from_config(config, strategy=mirrored, g_optimizer=g_optimizer, d_optimizer=d_optimizer)
     multi.G.set_weights(single.G.get_weights())
     multi.D.set_weights(single.D.get_weights())
     multi.reset_ema()
-    start = single.G.get_weights()
+    return single, multi
+
+
+def two_iterations(single, multi):
+    """Iteration 0 (D only) and 1 (D, then G: n_critic 2) on both; the loss terms of iteration 1 of each."""
     dist_batch = mirrored.experimental_distribute_values_from_function(
         lambda ctx: {k: tf.constant(v) for k, v in halves[ctx.replica_id_in_sync_group].items()})
-    terms_multi, terms_single = {}, {}
-    for _ in range(2):  # iteration 0: D only; iteration 1: D then G (n_critic 2)
+    for _ in range(2):
         terms_multi = multi.train_step({"CelebA": dist_batch})
         terms_single = single.train_step({"CelebA": {k: tf.constant(v) for k, v in whole.items()}})
-    return {"patch_layers": [layer.name for layer in multi.D.layers if isinstance(layer, PatchConv2D)],
-            "replicas": mirrored.num_replicas_in_sync, "G": rel(multi.G, single.G), "D": rel(multi.D, single.D),
-            "G_ema": rel(multi.G_ema, single.G_ema), "G_ema_moved": rel(single.G_ema, single.G),
-            "G_ema_abs": max(float(np.abs(a - b).max()) for a, b in zip(multi.G_ema.get_weights(),
-                                                                        single.G_ema.get_weights(), strict=True)),
-            # one G update (t = 1): decay min(0.5, 2 / 6) = 1 / 3 towards the mirrored G's new weights
-            "G_ema_formula": max(float(np.abs(e - (1 / 3 * w0 + 2 / 3 * w1)).max()) for e, w0, w1 in zip(
-                multi.G_ema.get_weights(), start, multi.G.get_weights(), strict=True)),
-            "ema_dtypes": sorted({v.dtype for v in multi.G_ema.weights}),
-            "g_iterations": int(multi.g_optimizer.iterations.numpy()),
-            "loss_multi": {k: float(v) for k, v in terms_multi.items()},
-            "loss_single": {k: float(v) for k, v in terms_single.items()}}
+    return ({k: float(v) for k, v in terms_single.items()}, {k: float(v) for k, v in terms_multi.items()})
 
 
-print(json.dumps(compare("off") | {"bf16": compare("bf16")}))
+def sgd_difference(precision):
+    """|mirrored change - single change| / |single change| over all of G's, D's and the average's weights, and the
+    mirrored average of G against its formula after the one G update."""
+    single, multi = trainers(precision, lambda: keras.optimizers.SGD(SGD_RATE))
+    g_start = multi.G.get_weights()
+    start = {"G": flat(single.G.get_weights()), "D": flat(single.D.get_weights())}
+    start["G_ema"] = start["G"]
+    loss_single, loss_multi = two_iterations(single, multi)
+    out = {"loss_single": loss_single, "loss_multi": loss_multi,
+           "patch_layers": [layer.name for layer in multi.D.layers if isinstance(layer, PatchConv2D)],
+           "replicas": mirrored.num_replicas_in_sync, "g_iterations": int(multi.g_optimizer.iterations.numpy()),
+           # one G update (t = 1): decay min(0.5, 2 / 6) = 1 / 3 towards the mirrored G's new weights
+           "G_ema_formula": max(float(np.abs(e - (1 / 3 * w0 + 2 / 3 * w1)).max()) for e, w0, w1 in zip(
+               multi.G_ema.get_weights(), g_start, multi.G.get_weights(), strict=True)),
+           "ema_dtypes": sorted({v.dtype for v in multi.G_ema.weights})}
+    for name in ("G", "D", "G_ema"):
+        a, b = flat(getattr(multi, name).get_weights()), flat(getattr(single, name).get_weights())
+        out[name] = float(np.linalg.norm(a - b) / np.linalg.norm(b - start[name]))
+        out[f"{name}_moved"] = float(np.linalg.norm(b - start[name]) / np.linalg.norm(start[name]))
+    return out
+
+
+print(json.dumps({"off": sgd_difference("off"), "bf16": sgd_difference("bf16")}))
