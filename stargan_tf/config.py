@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+import typing
 
 from stargan_tf.files import write_atomic
 from stargan_tf.shapes import check_discriminator_size, check_generator_size
@@ -85,12 +86,13 @@ class StarGANConfig:
     eval_dir: str | None = None  # held-out images of a folder dataset for --eval_step (one folder per class)
     random_flip: bool = True  # the official augmentation; off for classes whose mirror image is another class
     skip_bad_images: bool = False  # a training image that cannot be decoded: False stops the run (saved), True skips it
+    overwrite_later_checkpoints: bool = False  # resuming from an older step may replace the newer checkpoints
     # Scale-out and speed.
     distribution_strategy: str = "auto"  # default | mirrored | multi_worker; auto: mirrored on 2+ GPUs
     cpu_devices: int = 0  # split the CPU into this many logical devices (to run `mirrored` without GPUs)
     collective_timeout: float | None = None  # seconds before a multi-worker collective gives up
     mixed_precision: str = "auto"  # off | bf16 | fp16; auto: by hardware (stargan_tf.hardware)
-    jit_compile: bool | None = None  # XLA; None: on for GPUs, off for CPUs
+    jit_compile: object = "auto"  # XLA: True, False or auto (by hardware; None in older config.json files)
 
     def __post_init__(self):
         object.__setattr__(self, "c_dim", self._label_width("c_dim", self.c_dim, "RaFD"))
@@ -144,6 +146,8 @@ class StarGANConfig:
                              f"{self.target_sampling!r}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+        if self.jit_compile not in (True, False, "auto", None) or type(self.jit_compile) not in (bool, str, type(None)):
+            raise ValueError(f"--jit_compile must be true, false or auto, got {self.jit_compile!r}")
         if self.cpu_devices < 0:
             raise ValueError(f"--cpu_devices must be 0 or more, got {self.cpu_devices}")
         if not 0.0 <= self.g_ema_decay < 1.0:
@@ -194,8 +198,8 @@ def save_config(config, model_save_dir):
     return write_atomic(os.path.join(model_save_dir, CONFIG_FILE), config.to_json() + "\n")
 
 
-def load_config(model_save_dir):
-    """Read the config.json that training stored in `model_save_dir`."""
+def read_config_values(model_save_dir):
+    """The options config.json in `model_save_dir` holds, as a dict straight from its JSON (types unchecked)."""
     path = os.path.join(model_save_dir, CONFIG_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(
@@ -206,7 +210,63 @@ def load_config(model_save_dir):
             values = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
-    return StarGANConfig.from_dict(values, source=path)
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object of options ({{\"image_size\": 128, ...}}), got "
+                         f"{describe(values)}")
+    return values
+
+
+def describe(value):
+    """A JSON value with its Python type, e.g. `"32" (str)`, for messages where 32 and "32" must not look alike."""
+    return f"{json.dumps(value)} ({type(value).__name__})"
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list of strings"}
+
+
+def _type_problem(field, value):
+    """What is wrong with the type of `value` for `field` (JSON as config.json holds it), or None."""
+    if field.name in ("resume_iters", "test_iters"):
+        if (value is None and field.name == "resume_iters") or value == "latest" or (
+                type(value) is int and value >= 0):
+            return None
+        return "must be a step number >= 0 or \"latest\"" + (" or null" if field.name == "resume_iters" else "")
+    allowed = typing.get_args(field.type) or (field.type,)
+    kinds = [t for t in allowed if t in _KINDS]
+    if len(kinds) != 1:  # a field of several types (jit_compile, say): validate() checks its values
+        return None
+    kind = kinds[0]
+    if value is None:
+        return None if type(None) in allowed else f"must be {_KINDS[kind]}"
+    ok = {int: type(value) is int, float: type(value) in (int, float), bool: type(value) is bool,
+          str: type(value) is str, list: type(value) is list and all(type(v) is str for v in value)}[kind]
+    return None if ok else f"must be {_KINDS[kind]}" + (" or null" if type(None) in allowed else "")
+
+
+def load_config(model_save_dir):
+    """Read the config.json that training stored in `model_save_dir`; a ValueError naming it and the key when a
+    value has the wrong type or cannot work."""
+    path = os.path.join(model_save_dir, CONFIG_FILE)
+    values = read_config_values(model_save_dir)
+    fields = {f.name: f for f in dataclasses.fields(StarGANConfig)}
+    for key, value in values.items():
+        problem = _type_problem(fields[key], value) if key in fields else None
+        if problem:
+            raise ValueError(f"{path}: \"{key}\" {problem}, got {describe(value)}")
+    try:
+        return StarGANConfig.from_dict(values, source=path).validate()
+    except ValueError as e:
+        message = str(e)
+        raise ValueError(message if message.startswith(path) else f"{path}: {message}") from None
+
+
+def _bool_or_auto(value):
+    if value.lower() == "auto":
+        return "auto"
+    try:
+        return _str2bool(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected true, false or auto, got {value!r}") from None
 
 
 def _str2bool(value):
@@ -264,12 +324,16 @@ _HELP = {
                    "mirrored image belongs to another class or to none (digits, text, signs, asymmetric objects)",
     "skip_bad_images": "a training image that cannot be decoded: false stops the run after saving a checkpoint and "
                        "names the file; true skips it (named and counted) and trains on",
+    "overwrite_later_checkpoints": "resuming from a step older than the newest checkpoint replaces the newer "
+                                   "checkpoints as training reaches their steps: false refuses (naming them), true "
+                                   "allows it",
     "distribution_strategy": "default (one device), mirrored (local GPUs, or --cpu_devices), multi_worker "
                              "(TF_CONFIG); auto: mirrored when more than one GPU is visible",
     "cpu_devices": "split the CPU into N logical devices so that --distribution_strategy mirrored runs without GPUs",
     "collective_timeout": "seconds a multi-worker collective may wait before failing (a dead worker)",
     "mixed_precision": "off, bf16 or fp16 (with loss scaling); auto: fastest for the hardware found",
-    "jit_compile": "compile the train steps with XLA (default: on for GPUs, off for CPUs)",
+    "jit_compile": "compile the train steps with XLA: true, false, or auto: on for GPUs and for float32 on CPUs, off "
+                   "for bfloat16 on CPUs (measured fastest; the choice and why are printed at the start)",
 }
 
 
@@ -293,7 +357,7 @@ def build_parser(description="Train or test StarGAN."):
         elif name == "collective_timeout":
             kwargs["type"] = float
         elif name == "jit_compile":
-            kwargs.update(type=_str2bool, nargs="?", const=True)
+            kwargs.update(type=_bool_or_auto, nargs="?", const=True)
         elif isinstance(default, bool):
             kwargs["type"] = _str2bool
         elif isinstance(default, (int, float, str)):

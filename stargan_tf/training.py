@@ -130,7 +130,7 @@ class StarGANTrainer:
         self.layout = layout or domains.layout_for(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.precision = hardware.resolve_precision(config.mixed_precision)
-        self.jit_compile = hardware.resolve_jit(config.jit_compile)
+        self.jit_compile = hardware.resolve_jit(config.jit_compile, self.precision, config.num_iters)
         with self.strategy.scope():
             self.G, self.D = generator, discriminator
             # The moving average of G's weights, which samples, tests and exports use when enabled; G keeps training.

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from stargan_tf import hardware, losses
-from stargan_tf.config import StarGANConfig
+from stargan_tf.config import StarGANConfig, build_parser
 from tests.conftest import TINY
 from tests.test_training import make_batch
 
@@ -72,4 +72,33 @@ def test_auto_precision_follows_hardware(monkeypatch, flags, capability, expecte
     monkeypatch.setattr(hardware, "gpu_compute_capability", lambda: capability)
     assert hardware.resolve_precision("auto") == expected
     assert hardware.resolve_precision("off") == "off"
-    assert hardware.resolve_jit(None) is (capability is not None)
+
+
+
+@pytest.mark.parametrize("capability,precision,num_iters,expected", [
+    (None, "off", 200000, True), (None, "bf16", 200000, False), (None, "off", 999, False),
+    ((9, 0), "bf16", 10, True), ((7, 0), "fp16", 200000, True),
+])
+def test_auto_xla_follows_hardware_precision_and_run_length(monkeypatch, capability, precision, num_iters, expected):
+    monkeypatch.setattr(hardware, "gpu_compute_capability", lambda: capability)
+    for auto in ("auto", None):  # None: what older config.json files hold
+        assert hardware.resolve_jit(auto, precision, num_iters) is expected
+    assert hardware.resolve_jit(not expected, precision, num_iters) is (not expected)  # a given value wins
+
+
+def test_the_speed_line_says_what_was_chosen_and_why(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(hardware, "gpu_compute_capability", lambda: None)
+    assert hardware.describe("auto", "auto", 4000) == (
+        "precision off (auto: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so float32); "
+        "XLA on (auto: float32 on a CPU, where XLA's kernels were faster)")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert hardware.describe("auto", False, 4000) == ("precision bf16 (auto: this CPU has avx512_bf16); "
+                                                      "XLA off (as given)")
+
+
+@pytest.mark.parametrize("value,expected", [("auto", "auto"), ("true", True), ("False", False), (None, True)])
+def test_jit_compile_option_takes_true_false_or_auto(value, expected):
+    args = build_parser("test").parse_args(["--jit_compile"] + ([] if value is None else [value]))
+    assert args.jit_compile == expected
+    assert build_parser("test").parse_args([]).jit_compile == "auto"

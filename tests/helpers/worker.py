@@ -17,8 +17,8 @@ task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 strategy = distribute.make_strategy("multi_worker", collective_timeout=float(os.environ.get("COLLECTIVE_TIMEOUT", 30)))
 config = StarGANConfig(
     image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=8, mixed_precision="off",
-    num_iters=num_iters, g_ema_decay=0.9, log_step=1, sample_step=num_iters, model_save_step=num_iters, seed=3,
-    test_size=8,
+    jit_compile=False, num_iters=num_iters, g_ema_decay=0.9, log_step=1, sample_step=num_iters,
+    model_save_step=num_iters, seed=3, test_size=8,
     dataset="Demo", demo_dir=demo_dir, demo_images=80, log_dir=os.path.join(out_dir, "logs"),
     model_save_dir=os.path.join(out_dir, "models"), sample_dir=os.path.join(out_dir, "samples"),
     result_dir=os.path.join(out_dir, "results"),
