@@ -37,9 +37,11 @@ demo: $(STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 
+# Two pytest workers (pytest-xdist), one test file at a time each, so a file's shared fixtures are made once: the
+# tests spend much of their time tracing models in one Python thread, which a second worker overlaps.
 test: $(DEV_STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -9,14 +9,36 @@ import pytest  # noqa: E402
 from stargan_tf.config import StarGANConfig  # noqa: E402
 from stargan_tf.demo_data import generate_demo_dataset  # noqa: E402
 
+# XLA off: compiling a tiny model's steps takes far longer than the few steps a test runs (tests/test_precision.py
+# checks that XLA computes the same).
 TINY = dict(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=4,
-            mixed_precision="off")
+            mixed_precision="off", jit_compile=False)
 
 
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory):
     """80 synthetic CelebA-layout images: (image_dir, attr_path)."""
     return generate_demo_dataset(str(tmp_path_factory.mktemp("demo") / "data"), num_images=80, seed=0)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, demo_dataset):
+    """A tiny model trained for 5 iterations and exported, trained once for every test module that uses it:
+    (solver, export path)."""
+    from tests.helpers import tiny_export
+
+    out = tmp_path_factory.mktemp("export")
+    solver = tiny_export.train(out, demo_dataset)
+    return solver, tiny_export.export_serving(solver.config.model_save_dir, out / "serving")
+
+
+@pytest.fixture(scope="session")
+def classifier_export(exported, tmp_path_factory):
+    """The tiny model exported again by export.py with --include_classifier: the version folder."""
+    from tests.helpers import tiny_export
+
+    return tiny_export.export_with_classifier(exported[0].config.model_save_dir,
+                                              tmp_path_factory.mktemp("with_classifier"))
 
 
 def tiny_config(out_dir, demo=None, **changes):

@@ -9,22 +9,12 @@ from PIL import Image
 from skimage import data as skdata
 
 from stargan_tf import domains, faces, serving, translate
-from stargan_tf import export as export_cli
 from stargan_tf.export import build_server
 from stargan_tf.models import build_discriminator, build_generator
 from tests.conftest import tiny_config
-from tests.test_serving import exported, photo, png_bytes  # noqa: F401  (the tiny trained export, reused)
+from tests.test_serving import photo, png_bytes
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
-
-
-@pytest.fixture(scope="module")
-def classifier_export(exported, tmp_path_factory):  # noqa: F811
-    """The tiny model exported again by export.py with --include_classifier: the version folder."""
-    out = tmp_path_factory.mktemp("with_classifier")
-    assert export_cli.main(["--model_save_dir", exported[0].config.model_save_dir, "--export_dir", str(out),
-                            "--include_classifier"]) == 0
-    return str(out / "5")
 
 
 def stored_parameters(path):

@@ -1,19 +1,34 @@
 """train.py's command line: official flags accepted, bad options and data named in one line."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 
 import pytest
 
+from stargan_tf import train as train_cli
 from stargan_tf.config import StarGANConfig, build_parser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def train(*args):
+def train_process(*args):
+    """train.py in a process of its own, as a user runs it."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "train.py", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def train(*args):
+    """train.py's main in this process (no TensorFlow start-up per call): its exit code and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = train_cli.main(list(args))
+        except SystemExit as e:  # argparse's errors
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_official_command_line_parses_with_official_defaults():
@@ -32,8 +47,8 @@ def test_official_command_line_parses_with_official_defaults():
 
 
 def test_unknown_attribute_lists_valid_names(demo_dataset, tmp_path):
-    result = train("--celeba_image_dir", demo_dataset[0], "--attr_path", demo_dataset[1], "--selected_attrs", "Bald",
-                   "--image_size", "32", "--d_repeat_num", "5", "--model_save_dir", str(tmp_path / "m"))
+    result = train_process("--celeba_image_dir", demo_dataset[0], "--attr_path", demo_dataset[1], "--selected_attrs",
+                           "Bald", "--image_size", "32", "--d_repeat_num", "5", "--model_save_dir", str(tmp_path / "m"))
     assert result.returncode == 2
     assert "error: --selected_attrs: Bald not in" in result.stderr
     assert "valid names: Black_Hair Blond_Hair Brown_Hair Male Young" in result.stderr
