@@ -15,11 +15,15 @@ import sys
 
 import numpy as np
 
-from stargan_tf.cli import fail
+from stargan_tf.cli import fail, first_line
 from stargan_tf.config import CONFIG_FILE, DEFAULT_ATTRS, StarGANConfig, parse_step
 
 # Official instance-norm buffers: present with track_running_stats=True, never used (no `.eval()` call).
 _IGNORED = ("running_mean", "running_var", "num_batches_tracked")
+
+
+ACCEPTS = ("The converter accepts a file of torch.save(model.state_dict(), path): a mapping of parameter names to "
+           "tensors, as the official solver writes N-G.ckpt and N-D.ckpt")
 
 
 class CheckpointError(ValueError):
@@ -37,9 +41,16 @@ def read_state_dict(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for files that are not checkpoints
-        raise CheckpointError(f"{path} is not a PyTorch state_dict file ({type(e).__name__}: {str(e)[:200]})") from None
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+        if found:
+            raise CheckpointError(f"{path} is not a plain state dict: it holds Python objects ({found.group(1)}), "
+                                  f"which the converter never runs. {ACCEPTS}") from None
+        detail = "" if "weights_only" in str(e) else f" ({type(e).__name__}: {first_line(e)[:200]})"
+        raise CheckpointError(f"{path} is not a PyTorch state_dict file{detail}. {ACCEPTS}") from None
     if not isinstance(state, dict) or not all(hasattr(v, "numpy") for v in state.values()):
-        raise CheckpointError(f"{path} does not hold a state_dict (a mapping of parameter names to tensors)")
+        other = [str(k) for k, v in state.items() if not hasattr(v, "numpy")] if isinstance(state, dict) else []
+        holds = f" (entries that are not tensors: {', '.join(other[:6])})" if other else ""
+        raise CheckpointError(f"{path} is not a plain state dict{holds}. {ACCEPTS}")
     return {k: v.detach().cpu().numpy() for k, v in state.items() if not k.endswith(_IGNORED)}
 
 

@@ -65,14 +65,19 @@ def read_attribute_file(attr_path, selected_attrs):
     names = lines[1].split()
     if not names:
         raise DataError(f"{attr_path}, line 2: expected the attribute names, found an empty line")
-    index = {name: i for i, name in enumerate(names)}
+    index = {}
+    for i, name in enumerate(names):
+        if name in index:
+            raise DataError(f"{attr_path}, line 2: attribute {name!r} is named twice (columns {index[name] + 1} and "
+                            f"{i + 1}); each attribute needs one column")
+        index[name] = i
     unknown = [a for a in selected_attrs if a not in index]
     if unknown:
         raise DataError(
             f"--selected_attrs: {', '.join(unknown)} not in {attr_path}; valid names: {' '.join(names)}"
         )
     columns = [index[a] for a in selected_attrs]
-    filenames, labels = [], []
+    filenames, labels, row_of = [], [], {}
     for lineno, line in enumerate(lines[2:], start=3):
         parts = line.split()
         if not parts:
@@ -85,7 +90,15 @@ def read_attribute_file(attr_path, selected_attrs):
         bad = [v for v in values if v not in ("1", "-1", "0")]
         if bad:
             raise DataError(f"{attr_path}, line {lineno}: values must be 1 or -1, found {bad[0]!r}")
-        filenames.append(parts[0])
+        name = parts[0]
+        if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+            raise DataError(f"{attr_path}, line {lineno}: {name!r} points outside the image folder; rows name files "
+                            "inside it (no absolute path, no '..')")
+        same = row_of.setdefault(os.path.normpath(name), lineno)
+        if same != lineno:
+            raise DataError(f"{attr_path}, lines {same} and {lineno}: both list {name}; each image needs one row (a "
+                            "second would count it twice and may put it in both the train and the test split)")
+        filenames.append(name)
         labels.append([values[c] == "1" for c in columns])
     if not filenames:
         raise DataError(f"{attr_path}: no image rows after the two header lines")

@@ -1,6 +1,7 @@
 """Official PyTorch checkpoints -> Keras, checked against a torch.nn.functional forward pass."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -222,3 +223,26 @@ def test_cli_convert_then_export_test_mode_and_fine_tune(tmp_path, demo_dataset)
                  "--log_step", "1", *common)
     assert result.returncode == 0, result.stderr
     assert "302/302" in result.stdout and os.path.exists(out / "ckpt-302.index")
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+
+@pytest.mark.parametrize("obj,holds", [
+    (Net(), r"it holds Python objects \(\S*test_convert.Net\)"),
+    ({"main.0.weight": np.zeros(3)}, r"it holds Python objects \(numpy\.\S+\)"),
+    ({"G": {"main.0.weight": torch.zeros(3)}, "step": 3}, r"\(entries that are not tensors: G, step\)"),
+])
+def test_file_that_is_not_a_plain_state_dict_says_what_is_accepted(tmp_path, obj, holds):
+    """Never torch's advice to load with weights_only=False (it runs the file's code), and never cut mid-sentence."""
+    torch.save(obj, tmp_path / "model.pt")
+    with pytest.raises(convert.CheckpointError) as caught:
+        convert.read_state_dict(str(tmp_path / "model.pt"))
+    message = str(caught.value)
+    assert re.match(rf"\S+model.pt is not a plain state dict(: | ){holds}", message), message
+    assert message.endswith("The converter accepts a file of torch.save(model.state_dict(), path): a mapping of "
+                            "parameter names to tensors, as the official solver writes N-G.ckpt and N-D.ckpt")
+    assert "weights_only" not in message

@@ -2,13 +2,15 @@ import io
 import itertools
 import os
 import random
+import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from skimage import data as skdata
 
-from stargan_tf import data
+from stargan_tf import data, preprocessing
 
 NAMES = ["5_o_Clock_Shadow", "Black_Hair", "Blond_Hair", "Male"]
 
@@ -230,3 +232,35 @@ def test_other_class_sampling_reaches_the_pipeline_for_one_hot_labels(tmp_path):
     permuted = next(iter(data.train_dataset(paths, labels, None, 32, 12, seed=3)))
     rows = lambda x: sorted(map(tuple, x.numpy().tolist()))  # noqa: E731
     assert rows(permuted["label_trg"]) == rows(permuted["label_org"])
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../secret.jpg", "faces/../../secret.jpg", "..\\secret.jpg"])
+def test_row_outside_the_image_folder_is_refused_naming_the_line(tmp_path, name):
+    path = write_attr_file(tmp_path / "a.txt", [("1.jpg", [1, -1, 1, 1]), (name, [1, -1, 1, 1])])
+    with pytest.raises(data.DataError, match=rf"a.txt, line 4: {re.escape(repr(name))} points outside the image "):
+        data.read_attribute_file(path, ["Male"])
+
+
+def test_duplicate_row_names_both_lines(tmp_path):
+    rows = [("1.jpg", [1, -1, 1, 1]), ("2.jpg", [1, -1, 1, 1]), ("./1.jpg", [-1, -1, 1, -1])]
+    path = write_attr_file(tmp_path / "a.txt", rows)
+    with pytest.raises(data.DataError, match=r"a.txt, lines 3 and 5: both list ./1.jpg; each image needs one row"):
+        data.read_attribute_file(path, ["Male"])
+
+
+def test_duplicate_attribute_name_names_both_columns(tmp_path):
+    path = write_attr_file(tmp_path / "a.txt", [("1.jpg", [1, -1, 1, 1])], names=["Male", "Young", "Bald", "Male"])
+    with pytest.raises(data.DataError, match=r"a.txt, line 2: attribute 'Male' is named twice \(columns 1 and 4\)"):
+        data.read_attribute_file(path, ["Young"])
+
+
+def test_jpeg_pixels_are_those_pil_decodes(tmp_path):
+    """Training and serving decode a JPEG with libjpeg's accurate IDCT: the official code's PIL loader's pixels."""
+    photo = skdata.astronaut()
+    for quality, subsampling in ((95, 0), (75, 2)):
+        buffer = io.BytesIO()
+        Image.fromarray(photo).save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
+        payload = buffer.getvalue()
+        expected = np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"))
+        np.testing.assert_array_equal(preprocessing.decode_image(tf.constant(payload), None).numpy(), expected)
+        assert (tf.io.decode_jpeg(payload).numpy() != expected).any()  # TensorFlow's default IDCT differs
