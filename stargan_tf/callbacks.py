@@ -8,9 +8,13 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import data, distribute, images, measures
-from stargan_tf.checkpoints import CHECKPOINT_NAME, remove_temp_folders
-from stargan_tf.config import save_config
+from stargan_tf.checkpoints import CHECKPOINT_NAME, checkpoint_step, remove_temp_folders
+from stargan_tf.cli import write_failure
+from stargan_tf.config import CONFIG_FILE, save_config
 from stargan_tf.lock import FolderLock
+from stargan_tf.training import TrainingError
+
+_SAVERS = {}  # id(model): the StarGANCheckpoint of the fit() running, which SampleGrid saves with when it fails
 
 
 def restore_backup(model, backup):
@@ -60,7 +64,9 @@ class EveryNSteps(keras.callbacks.Callback):
 class StarGANCheckpoint(EveryNSteps):
     """Writes train.py's checkpoints, `<model_save_dir>/ckpt-<step>`, every `every_n_steps` steps and when fit()
     ends, and config.json at its start: what `train.py --resume_iters`, test mode and export.py read. Holds the
-    folder's lock (as train.py does) while fit() runs, so that two runs never write into one folder."""
+    folder's lock (as train.py does) while fit() runs, so that two runs never write into one folder. When config.json
+    cannot be written (a full disk), fit() stops before the first step with a TrainingError naming the folder, and
+    no `.tmp` is left."""
 
     def __init__(self, model_save_dir, every_n_steps):
         super().__init__(every_n_steps)
@@ -75,14 +81,27 @@ class StarGANCheckpoint(EveryNSteps):
         if self._locations.chief:
             self._lock.acquire()
             remove_temp_folders(self.model_save_dir)
-            save_config(self.model.config, self.model_save_dir)
+            try:
+                save_config(self.model.config, self.model_save_dir)
+            except OSError as e:
+                raise TrainingError(f"{write_failure(e, 'StarGANCheckpoint model_save_dir', self.model_save_dir)} "
+                                    f"while writing {CONFIG_FILE}: nothing was trained and no file was changed; free "
+                                    "space there and run again") from None
         # Every worker saves (the save is a collective), but only the chief into model_save_dir.
         self._manager = tf.train.CheckpointManager(self.model.trainer.checkpoint(),
                                                    self._locations.path(self.model_save_dir), max_to_keep=None,
                                                    checkpoint_name=CHECKPOINT_NAME)
+        _SAVERS[id(self.model)] = self
 
     def at_step(self, step, logs):
         self.saved.append(self._manager.save(checkpoint_number=step))
+
+    def save_now(self, step):
+        """The checkpoint of `step`, saved now unless it was already; its path."""
+        if not (self.saved and checkpoint_step(self.saved[-1]) == step):
+            self._last = step
+            self.at_step(step, {})
+        return self.saved[-1]
 
     def on_train_end(self, logs=None):
         step = int(self.model.step.numpy())
@@ -92,6 +111,8 @@ class StarGANCheckpoint(EveryNSteps):
 
     def on_fit_exit(self):
         """Called by StarGAN.fit however it ends (Keras skips on_train_end when fit() raises)."""
+        if self.model is not None and _SAVERS.get(id(self.model)) is self:
+            del _SAVERS[id(self.model)]
         if self._locations is not None:
             self._locations.cleanup()
         self._lock.release()
@@ -100,7 +121,11 @@ class StarGANCheckpoint(EveryNSteps):
 class SampleGrid(EveryNSteps):
     """Writes `<sample_dir>/<step>-images.png` every `every_n_steps` steps, as train.py does: for each dataset of
     `samples` ({dataset: (images, labels)}, e.g. from `first_images`), one row per image: the input, then its
-    translation by the sampling generator into every domain of every dataset."""
+    translation by the sampling generator into every domain of every dataset.
+
+    When a grid cannot be written (a full disk), fit() stops as train.py does: with a StarGANCheckpoint among the
+    callbacks (and one worker), the step's checkpoint is saved first; then a TrainingError names the folder, the step
+    and what was saved. No `.tmp` is left."""
 
     def __init__(self, sample_dir, samples, every_n_steps):
         super().__init__(every_n_steps)
@@ -118,8 +143,22 @@ class SampleGrid(EveryNSteps):
         for dataset, (x, labels) in self.samples.items():
             targets = self.model.layout.targets(dataset, labels)
             rows.append(images.grid([x] + [self._translate(tf.constant(x), tf.constant(c)).numpy() for c in targets]))
-        self.written.append(images.save_png(os.path.join(self.sample_dir, f"{step}-images.png"),
-                                            np.concatenate(rows, axis=0)))
+        try:
+            self.written.append(images.save_png(os.path.join(self.sample_dir, f"{step}-images.png"),
+                                                np.concatenate(rows, axis=0)))
+        except OSError as e:
+            raise TrainingError(f"{write_failure(e, 'SampleGrid sample_dir', self.sample_dir)}; fit() stopped at step "
+                                f"{step} ({self._save(step)}). Free space there (or choose another folder) and "
+                                "continue from the checkpoint") from None
+
+    def _save(self, step):
+        """Save the checkpoint of `step` with the fit's StarGANCheckpoint, if any; what was saved, in words."""
+        saver = _SAVERS.get(id(self.model))
+        if saver is None:
+            return "no StarGANCheckpoint among the callbacks: nothing saved"
+        if distribute.num_workers(self.model.distribute_strategy) > 1:  # a save is a collective: not the chief alone
+            return f"nothing saved since {saver.saved[-1]}" if saver.saved else "nothing saved"
+        return f"saved {saver.save_now(step)} first"
 
 
 class Evaluate(EveryNSteps):

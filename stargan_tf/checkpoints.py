@@ -12,7 +12,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
 from stargan_tf.cli import first_line
-from stargan_tf.config import load_config
+from stargan_tf.config import CONFIG_FILE, load_config, read_config_values
+from stargan_tf.domains import layout_for
 from stargan_tf.networks import discriminator_for, generator_for
 
 CHECKPOINT_NAME = "ckpt"
@@ -146,13 +147,91 @@ def load_generator_weights(generator, path, which="auto"):
     return key
 
 
+def loss_scaled(path):
+    """Was the checkpoint at prefix `path` trained with --mixed_precision fp16 (its optimizers hold a loss scale)?"""
+    with reading(path):
+        return any(name.split("/")[:2] in (["g_optimizer", "dynamic_scale"], ["d_optimizer", "dynamic_scale"])
+                   for name, _ in tf.train.list_variables(path))
+
+
+def _kernel_shapes(reader, graph, key):
+    """The shapes of the 4-D kernels of the model the checkpoint holds under `key`, in layer order ([] without
+    one)."""
+    def child(node, name):
+        return next((c.node_id for c in graph.nodes[node].children if c.local_name == name), None)
+
+    model = child(0, key)
+    operations = None if model is None else child(model, "_operations")
+    if operations is None:
+        return []
+    shapes = reader.get_variable_to_shape_map()
+    layers = sorted((c for c in graph.nodes[operations].children if c.local_name.isdigit()),
+                    key=lambda c: int(c.local_name))
+    return [shapes[a.checkpoint_key] for layer in layers for v in graph.nodes[layer.node_id].children
+            for a in graph.nodes[v.node_id].attributes if len(shapes.get(a.checkpoint_key, ())) == 4]
+
+
+def trained_sizes(path):
+    """{option: (value, evidence)} the variable shapes of the checkpoint at prefix `path` fix: c_dim (the label
+    width), g_conv_dim from G's first kernel; c_dim, d_conv_dim, d_repeat_num and image_size from D's (when it holds
+    D). Read from the file alone, without building a model."""
+    with reading(path):
+        reader = tf.train.load_checkpoint(path)
+        graph = TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    sizes = {}
+    g = _kernel_shapes(reader, graph, RAW_KEY) or _kernel_shapes(reader, graph, EMA_KEY)
+    if g:
+        sizes["labels"] = (g[0][2] - 3, f"G's first kernel takes {g[0][2]} = 3 + {g[0][2] - 3} input channels")
+        sizes["g_conv_dim"] = (g[0][3], f"G's first kernel has {g[0][3]} filters")
+    d = _kernel_shapes(reader, graph, DISCRIMINATOR_KEY)
+    if len(d) >= 3:
+        *strided, head_a, head_b = d
+        src_like = [3, 3, head_a[2], 1]
+        cls = head_b if head_a == src_like and head_b != src_like else head_a
+        sizes["classes"] = (cls[3], f"D's classification head has {cls[3]} outputs")
+        sizes["d_conv_dim"] = (d[0][3], f"D's first kernel has {d[0][3]} filters")
+        sizes["d_repeat_num"] = (len(strided), f"D has {len(strided)} strided convolutions")
+        size = cls[0] * 2 ** len(strided)
+        sizes["image_size"] = (size, f"D's classification kernel is {cls[0]}x{cls[1]} after {len(strided)} halvings")
+    return sizes
+
+
+def check_config_matches(config, path, source=None):
+    """Refuse `config` (read from the config.json `source`; None: command-line options) when its sizes disagree
+    with the variable shapes of the checkpoint at prefix `path`: a ValueError naming the file and the key."""
+    layout = layout_for(config)
+    labels = "c_dim + c2_dim" if config.dataset == "Both" else "c_dim"
+    mask = len(layout.parts) if layout.has_mask else 0
+    given = {"image_size": ("image_size", config.image_size), "d_repeat_num": ("d_repeat_num", config.d_repeat_num),
+             "classes": (labels, layout.cls_dim), "labels": (labels, layout.dim - mask),
+             "g_conv_dim": ("g_conv_dim", config.g_conv_dim), "d_conv_dim": ("d_conv_dim", config.d_conv_dim)}
+    stored = read_config_values(os.path.dirname(source)) if source else {}
+    trained = trained_sizes(path)
+    for what, (key, value) in given.items():
+        if what not in trained:
+            continue
+        found, evidence = trained[what]
+        found -= mask if what == "labels" else 0
+        if value == found:
+            continue
+        if source is None:
+            raise ValueError(f"--{key} {value} does not match the checkpoint {path}, trained with {found} ({evidence})")
+        missing = all(k not in stored for k in key.split(" + "))
+        raise ValueError(f"{source}: \"{key}\" is {f'missing (read as {value})' if missing else value}, but the "
+                         f"checkpoint {path} was trained with {found} ({evidence}); correct \"{key}\" in "
+                         f"{os.path.basename(source)}")
+
+
 def restore_generator(model_save_dir, step="latest", which="auto"):
-    """Rebuild G from config.json and load its weights: (generator, config, step).
+    """Rebuild G from config.json and load its weights: (generator, config, step); refuses a config.json whose sizes
+    disagree with the checkpoint's.
 
     `which`: 'auto' (the moving average when the checkpoint has one, else G), 'ema' or 'raw'.
     """
     config = load_config(model_save_dir)
     path = checkpoint_path(model_save_dir, step)
+    check_config_matches(config, path, os.path.join(model_save_dir, CONFIG_FILE))
     generator = generator_for(config)
     load_generator_weights(generator, path, which)
     return generator, config, checkpoint_step(path)

@@ -98,18 +98,24 @@ def num_workers(strategy):
 
 
 class StopVote:
-    """The signal (one of `signals`) any worker was asked to stop with (0: none), agreed by all: a collective on
-    multi-worker runs, so that every worker calls it at the same iteration and all stop at the same step."""
+    """The reason to stop (one of `reasons`) any worker gave (0: none), agreed by all: a collective on multi-worker
+    runs, so that every worker calls it at the same iteration and all stop (and save) at the same step.
 
-    def __init__(self, strategy, signals):
-        self.signals = tuple(signals)
+    A reason is anything comparable with `==`: the signals SIGINT and SIGTERM, and the solver's `WRITE_FAILED`, which
+    the chief gives when a sample, log or evaluation write failed (a full disk), so that every worker saves the step
+    before the chief reports the folder. Each worker passes its own reason, or 0 for none; when workers give
+    different reasons, the first of them in `reasons` wins.
+    """
+
+    def __init__(self, strategy, reasons):
+        self.reasons = tuple(reasons)
         self._collective = num_workers(strategy) > 1
         if self._collective:
             self._sum = tf.function(lambda flags: strategy.reduce(
                 tf.distribute.ReduceOp.SUM, strategy.run(lambda f: f, args=(flags,)), axis=None))
 
-    def __call__(self, signum):
+    def __call__(self, reason):
         if not self._collective:
-            return signum
-        counts = self._sum(tf.constant([float(signum == s) for s in self.signals]))
-        return next((s for s, n in zip(self.signals, counts.numpy(), strict=True) if n > 0), 0)
+            return reason
+        counts = self._sum(tf.constant([float(reason == r) for r in self.reasons]))
+        return next((r for r, n in zip(self.reasons, counts.numpy(), strict=True) if n > 0), 0)

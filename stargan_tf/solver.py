@@ -12,23 +12,37 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, distribute, domains, images, measures
+from stargan_tf import data, distribute, domains, hardware, images, measures
 from stargan_tf.checkpoints import (
     CHECKPOINT_NAME,
     available_steps,
+    check_config_matches,
     checkpoint_path,
+    checkpoint_step,
     has_ema,
     load_generator_weights,
+    loss_scaled,
+    problem,
     reading,
     remove_temp_folders,
 )
-from stargan_tf.cli import first_line
-from stargan_tf.config import ATTRIBUTE_DATASETS, CONFIG_FILE, FOLDER_DATASETS, load_config, save_config
+from stargan_tf.cli import first_line, write_failure
+from stargan_tf.config import (
+    ATTRIBUTE_DATASETS,
+    CONFIG_FILE,
+    FOLDER_DATASETS,
+    describe,
+    load_config,
+    read_config_values,
+    save_config,
+)
 from stargan_tf.demo_data import attribute_files
 from stargan_tf.lock import FolderLock
 from stargan_tf.networks import generator_for
 from stargan_tf.stopping import SIGNALS, StopSignals, TrainingStopped, signal_name
 from stargan_tf.training import NonFiniteLoss, StarGANTrainer, TrainingError
+
+WRITE_FAILED = "write failed"  # the stop reason a chief votes for when a sample, log or evaluation write failed
 
 
 def format_duration(seconds):
@@ -49,16 +63,53 @@ def progress_line(step, total, start_step, elapsed, terms):
 
 def run_seed(config):
     """The seed of this run: a resumed run continues with the seed config.json recorded (an explicit --seed
-    that differs is an error: it would change the data stream mid-run), a new run uses --seed or draws one."""
+    that differs is an error: it would change the data stream mid-run), a new run uses --seed or draws one.
+    A resumed run's config.json is checked against `config` first (`check_stored_config`)."""
     path = os.path.join(config.model_save_dir, CONFIG_FILE)
     if config.mode == "train" and config.resume_iters is not None and os.path.exists(path):
-        stored = load_config(config.model_save_dir).seed
+        stored = check_stored_config(config).seed
         if stored is not None:
             if config.seed is not None and config.seed != stored:
                 raise ValueError(f"--seed {config.seed} differs from the seed {stored} recorded in {path}; a resumed "
                                  "run continues the recorded random stream: omit --seed (or pass the recorded one)")
             return stored
     return random.SystemRandom().randrange(2**31) if config.seed is None else config.seed
+
+
+def check_stored_config(config):
+    """The config.json of `config.model_save_dir` (None without one), refused when its model options differ from
+    `config`'s: resuming or testing needs the architecture and labels the checkpoints were trained with."""
+    path = os.path.join(config.model_save_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    current = config.model_dict()
+    raw = read_config_values(config.model_save_dir)
+    diff = _differences({k: raw[k] for k in current if raw.get(k) is not None}, current)
+    stored = None
+    if not diff:
+        stored = load_config(config.model_save_dir)
+        diff = _differences(stored.model_dict(), current, missing=set(current) - set(raw))
+    if diff:
+        raise ValueError(f"{path} was written by a different configuration: {'; '.join(diff)}")
+    return stored
+
+
+def _differences(stored, current, missing=()):
+    """`--key A (stored) vs B (given)` for each model option that differs (with the types when they differ: 32 and
+    "32" must not look alike); `--key missing (read as A) vs B (given)` for the `missing` keys, absent from
+    config.json and read as their defaults."""
+    found = []
+    for key, value in stored.items():
+        given = current[key]
+        if key == "dataset" or (type(value) is type(given) and value == given):
+            continue
+        if key in missing:
+            found.append(f"--{key} missing (read as {value}) vs {given} (given)")
+        elif type(value) is type(given) or value is None or given is None:
+            found.append(f"--{key} {value} (stored) vs {given} (given)")
+        else:
+            found.append(f"--{key} {describe(value)[:-1]}, stored) vs {describe(given)[:-1]}, given)")
+    return found
 
 
 def check_writable(folders):
@@ -86,8 +137,8 @@ def prepare_run(config):
         image_dir, attr_path = attribute_files(config)
         config = dataclasses.replace(config, celeba_image_dir=image_dir, attr_path=attr_path)
     sources, classes = read_sources(config)
-    run = dataclasses.replace(config, seed=run_seed(config), rafd_classes=classes or config.rafd_classes)
-    return run.validate(), sources
+    run = dataclasses.replace(config, rafd_classes=classes or config.rafd_classes)
+    return dataclasses.replace(run, seed=run_seed(run)).validate(), sources
 
 
 def read_sources(config):
@@ -154,17 +205,10 @@ class Solver:
             print(f"{name} ({model.name}): {len(model.layers)} layers")
             print(f"The number of parameters: {model.count_params()}")
 
-    def _check_stored_config(self):
-        """Refuse to resume or test with a different architecture or labels than model_save_dir holds."""
-        path = os.path.join(self.config.model_save_dir, CONFIG_FILE)
-        if not os.path.exists(path):
-            return
-        stored = load_config(self.config.model_save_dir).model_dict()
-        current = self.config.model_dict()
-        diff = [f"--{k} {stored[k]} (stored) vs {current[k]} (given)" for k in stored
-                if k != "dataset" and stored[k] != current[k]]
-        if diff:
-            raise ValueError(f"{path} was written by a different configuration: {'; '.join(diff)}")
+    def _check_checkpoint(self, path):
+        """Refuse the checkpoint at `path` when the stored (or given) sizes disagree with its variable shapes."""
+        stored = os.path.join(self.config.model_save_dir, CONFIG_FILE)
+        check_config_matches(self.config, path, stored if os.path.exists(stored) else None)
 
     def translate_grid(self, dataset, x, c_org_part):
         """Input column, then one column per domain of every dataset (the official `create_labels` targets)."""
@@ -243,7 +287,7 @@ class Solver:
                   + (f", {len(source.test[0])} held out for test mode." if source.name == "CelebA" else "."))
         self.print_network()
         print(f"Strategy: {type(self.strategy).__name__} with {self.strategy.num_replicas_in_sync} replica(s); "
-              f"precision {self.trainer.precision}; XLA {'on' if self.trainer.jit_compile else 'off'}")
+              + hardware.describe(cfg.mixed_precision, cfg.jit_compile, cfg.num_iters))
 
         start = 0
         if chief:
@@ -253,9 +297,11 @@ class Solver:
             raise ValueError(f"--model_save_dir {cfg.model_save_dir} already holds checkpoints (steps "
                              f"{', '.join(map(str, existing))}); continue with --resume_iters latest, or choose "
                              "another --model_save_dir so that they are not overwritten")
-        if cfg.resume_iters is not None:
-            self._check_stored_config()
+        if cfg.resume_iters is not None:  # config.json was checked against cfg by prepare_run
             path = checkpoint_path(cfg.model_save_dir, cfg.resume_iters)
+            self._check_checkpoint(path)
+            self._check_later_checkpoints(existing, checkpoint_step(path))
+            self._check_precision(path)
             print(f"Loading the trained models from {path}...")
             with reading(path):
                 if self.trainer.G_ema is not None and not has_ema(path):
@@ -266,7 +312,12 @@ class Solver:
                     self.ckpt.restore(path).expect_partial().assert_existing_objects_matched()
             start = int(self.trainer.step.numpy())
         if chief:
-            save_config(cfg, cfg.model_save_dir)
+            try:
+                save_config(cfg, cfg.model_save_dir)
+            except OSError as e:
+                raise TrainingError(f"{write_failure(e, '--model_save_dir', cfg.model_save_dir)} while writing "
+                                    f"{CONFIG_FILE}: nothing was trained and no file was changed; free space there "
+                                    "and run again") from None
         # Every worker saves (the save is a collective), but only the chief into model_save_dir.
         manager = tf.train.CheckpointManager(self.ckpt, self.locations.path(cfg.model_save_dir), max_to_keep=None,
                                              checkpoint_name=CHECKPOINT_NAME)
@@ -275,16 +326,18 @@ class Solver:
         held_out = self._held_out() if cfg.eval_step and chief else None
         streams = {source.name: self._input(source, start) for source in self.sources}
         latest = {}  # the last value of every loss term: G's terms change only every n_critic steps
-        vote = distribute.StopVote(self.strategy, SIGNALS)
-        self.skipped_images = []
+        vote = distribute.StopVote(self.strategy, (WRITE_FAILED, *SIGNALS))
+        self.skipped_images, self.write_failure = [], None
         print("Start training...")
         t0, step = time.time(), start
         try:
             with StopSignals() as signals:
                 while step < cfg.num_iters:
-                    signum = vote(signals.requested)
-                    if signum:
-                        self._stop(manager, step, start, signum)
+                    reason = vote(WRITE_FAILED if self.write_failure else signals.requested)
+                    if reason == WRITE_FAILED:
+                        self._stop_unwritable(self._save_now(manager, step, start), step)
+                    if reason:
+                        self._stop(manager, step, start, reason)
                     try:
                         batch = {name: next(it) for name, it in streams.items()}
                     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
@@ -307,20 +360,85 @@ class Solver:
                         self._evaluate(writer, held_out, step)
                     if step % cfg.model_save_step == 0:
                         print(f"Saved model checkpoint {manager.save(checkpoint_number=step)}")
+            if writer is not None:  # what is still queued: a failure counts as one of the last step's writes
+                self._flush(writer)
             if step % cfg.model_save_step and step > start:
                 print(f"Saved final model checkpoint {manager.save(checkpoint_number=step)}")
+            if self.write_failure:  # at the last step (or its final flush): saved just above
+                self._stop_unwritable(self._save_now(manager, step, start), step)
             if self.skipped_images:
                 print(f"Skipped {len(self.skipped_images)} training image(s) that cannot be decoded: "
                       + ", ".join(self.skipped_images))
         finally:
-            if writer is not None:
-                writer.flush()
+            if writer is not None:  # after an error: a failed flush must not replace it
+                self._flush(writer)
             self.locations.cleanup()  # a non-chief worker's throw-away folders, also when training fails
         return step
 
     def _save_now(self, manager, step, start):
-        """A checkpoint at `step` unless nothing was trained since the run started; its path or None."""
+        """A checkpoint at `step` unless nothing was trained since the run started (or it was saved already); its
+        path or None."""
+        latest = manager.latest_checkpoint
+        if latest and checkpoint_step(latest) == step:
+            return latest
         return manager.save(checkpoint_number=step) if step > start else None
+
+    def _check_later_checkpoints(self, existing, step):
+        """Refuse to resume from `step` when readable checkpoints of later steps exist (training would overwrite them
+        as it reaches their steps), unless --overwrite_later_checkpoints says so."""
+        cfg = self.config
+        later = [s for s in existing if s > step
+                 and problem(os.path.join(cfg.model_save_dir, f"{CHECKPOINT_NAME}-{s}")) is None]
+        if later and not cfg.overwrite_later_checkpoints:
+            raise ValueError(f"--resume_iters {cfg.resume_iters} continues from step {step}, but --model_save_dir "
+                             f"{cfg.model_save_dir} holds later checkpoints (steps {', '.join(map(str, later))}) that "
+                             "this run would overwrite. To keep them, copy config.json and the "
+                             f"{CHECKPOINT_NAME}-{step}.* files into a new --model_save_dir and resume there (in this "
+                             "folder a later --resume_iters latest would pick up those newer checkpoints, not this "
+                             "run's); or pass --overwrite_later_checkpoints True to replace them")
+
+    def _check_precision(self, path):
+        """Refuse, saying what differs and how to resume, a checkpoint whose loss-scale state (fp16's) this run's
+        precision does not have, or the reverse."""
+        stored_fp16, precision = loss_scaled(path), self.trainer.precision
+        if stored_fp16 == (precision == "fp16"):
+            return
+        if stored_fp16:
+            raise ValueError(f"{path} was trained with --mixed_precision fp16: its optimizers hold fp16's loss-scale "
+                             f"state, which this run (precision {precision}) has none of. The checkpoint is fine: "
+                             "resume with --mixed_precision fp16")
+        stored = load_config(self.config.model_save_dir).mixed_precision
+        stored = stored if stored in ("off", "bf16") else "off (or bf16)"
+        raise ValueError(f"{path} was trained without fp16 (--mixed_precision {stored}): its optimizers hold no "
+                         "loss-scale state, which this run's fp16 needs. The checkpoint is fine: resume with "
+                         f"--mixed_precision {stored}")
+
+    @contextlib.contextmanager
+    def _writing(self, option, folder, writer=None):
+        """Record in `write_failure`, instead of raising, a failed write (a full disk, say) of a sample, log or
+        evaluation into `folder`: the loop then saves the step's checkpoint and stops naming the folder. With a
+        TensorBoard `writer`, flushes it at the end of the block: its writes are queued, so a full --log_dir shows
+        only when they reach the disk."""
+        try:
+            yield
+            if writer is not None:
+                writer.flush()
+        except (OSError, tf.errors.OpError) as e:
+            if self.write_failure is None:
+                self.write_failure = write_failure(e, option, folder)
+
+    def _flush(self, writer):
+        """Flush the TensorBoard writer; a failure is recorded as one of a --log_dir write (`_writing`)."""
+        with self._writing("--log_dir", self.config.log_dir, writer):
+            pass
+
+    def _stop_unwritable(self, path, step):
+        saved = f"saved {path} first" if path else "nothing trained since the start, nothing saved"
+        if self.write_failure is None:  # a worker other than the chief, which writes no samples or logs
+            raise TrainingError(f"the chief worker could not write a sample, log or evaluation; training stopped at "
+                                f"step {step} ({saved})")
+        raise TrainingError(f"{self.write_failure}; training stopped at step {step} ({saved}). Free space there (or "
+                            "choose another folder) and continue with --resume_iters latest (and the same options)")
 
     def _stop(self, manager, step, start, signum):
         path = self._save_now(manager, step, start)
@@ -360,13 +478,11 @@ class Solver:
         return streams
 
     def _log_scalars(self, writer, values, step):
-        g_lr = float(self.trainer.g_optimizer.learning_rate.numpy())
-        d_lr = float(self.trainer.d_optimizer.learning_rate.numpy())
-        with writer.as_default(step=step):
+        values = dict(values, **{"lr/g_lr": float(self.trainer.g_optimizer.learning_rate.numpy()),
+                                 "lr/d_lr": float(self.trainer.d_optimizer.learning_rate.numpy())})
+        with self._writing("--log_dir", self.config.log_dir, writer), writer.as_default(step=step):
             for tag, value in values.items():
                 tf.summary.scalar(tag, value)
-            tf.summary.scalar("lr/g_lr", g_lr)
-            tf.summary.scalar("lr/d_lr", d_lr)
 
     def _held_out(self):
         """For --eval_step: per dataset, its judge (trained once on the real training images, cached in
@@ -398,23 +514,25 @@ class Solver:
                 f"{k.split('/')[-1]} {values[f'{prefix}/{k}']:.4f}" for k in measures.SCALARS
                 if f"{prefix}/{k}" in values))
             if writer is not None:
-                with writer.as_default(step=step):
+                with self._writing("--log_dir", self.config.log_dir, writer), writer.as_default(step=step):
                     for tag, value in values.items():
                         tf.summary.scalar(tag, value)
 
     def _save_sample(self, writer, fixed, step):
         sample = np.concatenate([self.translate_grid(name, x, c) for name, x, c in fixed], axis=0)
-        path = images.save_png(os.path.join(self.config.sample_dir, f"{step}-images.png"), sample)
-        print(f"Saved real and fake images into {path}")
+        with self._writing("--sample_dir", self.config.sample_dir):
+            path = images.save_png(os.path.join(self.config.sample_dir, f"{step}-images.png"), sample)
+            print(f"Saved real and fake images into {path}")
         if writer is not None:
-            with writer.as_default(step=step):
+            with self._writing("--log_dir", self.config.log_dir, writer), writer.as_default(step=step):
                 tf.summary.image("samples", sample[None], max_outputs=1)
 
     # ------------------------------------------------------------------ test
     def test(self):
         cfg = self.config
-        self._check_stored_config()
+        check_stored_config(cfg)
         path = checkpoint_path(cfg.model_save_dir, cfg.test_iters)
+        self._check_checkpoint(path)
         print(f"Loading the trained generator from {path}...")
         load_generator_weights(self.sampler, path)
         written = []
