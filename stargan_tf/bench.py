@@ -1,7 +1,9 @@
 """Benchmarks that print numbers (never a pass/fail): train-step speed and serving latency.
 
   python -m stargan_tf.bench --image_size 128 --batch_size 16 --iters 10 [train options]
+  python -m stargan_tf.bench ... --mixed_precision off --jit_compile auto   # the speed settings train.py would pick
   python -m stargan_tf.bench --serving --image_size 128 --batch_size 16 --iters 10
+  python -m stargan_tf.bench --serving --edit_photo --image_size 128 --iters 5   # needs the faces and dev extras
   python -m stargan_tf.bench --data_only --celeba_image_dir DIR --attr_path FILE --iters 100
 
 The last line printed is one JSON object with the results.
@@ -43,8 +45,10 @@ def bench_train(config, iters, warmup):
 
     trainer = StarGANTrainer.from_config(config)
     batch = random_batch(config.batch_size, config.image_size, config.c_dim)
-    for _ in range(warmup * config.n_critic):  # traces both step functions
-        trainer.train_step({"CelebA": batch})
+    start = time.perf_counter()
+    for _ in range(warmup * config.n_critic):  # traces (and with XLA compiles) both step functions
+        float(trainer.train_step({"CelebA": batch})["D/loss_real"])
+    warmup_s = time.perf_counter() - start
     d_times, g_times = [], []
     for _ in range(iters):
         start = time.perf_counter()
@@ -58,7 +62,8 @@ def bench_train(config, iters, warmup):
         d_times + g_times)
     return {"mean_s_per_iter": round(mean, 4), "d_step_s": round(d, 4), "g_step_s": round(g, 4),
             "images_per_s": round(config.batch_size / mean, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "device": tf.config.list_logical_devices()[-1].device_type, "iters_timed": iters}
+            "device": tf.config.list_logical_devices()[-1].device_type, "iters_timed": iters,
+            "precision": trainer.precision, "xla": trainer.jit_compile, "warmup_s": round(warmup_s, 1)}
 
 
 def bench_data(config, iters, warmup):
@@ -115,6 +120,63 @@ def bench_serving(config, iters):
     return results
 
 
+def edit_photo_payloads():
+    """{name: JPEG bytes}: a 1-face 1 MP photo (scikit-image's astronaut at 1024 x 1024) and a 4-face 12 MP one
+    (4000 x 3000: the astronaut at 1200, 900, 700 and, mirrored, 1000 px on a grey canvas)."""
+    import tensorflow as tf
+    from PIL import Image
+    from skimage import data as skdata
+
+    def scaled(pixels, side):
+        return tf.cast(tf.round(tf.image.resize(pixels, [side, side], antialias=True)), tf.uint8).numpy()
+
+    def jpeg(pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue()
+
+    astronaut = skdata.astronaut()
+    canvas = np.full((3000, 4000, 3), 96, np.uint8)
+    for (top, left), side, mirrored in [((100, 100), 1200, False), ((1600, 1200), 900, False),
+                                        ((300, 1700), 700, False), ((1500, 2700), 1000, True)]:
+        canvas[top : top + side, left : left + side] = scaled(astronaut[:, ::-1] if mirrored else astronaut, side)
+    return {"1face_1mp": jpeg(scaled(astronaut, 1024)), "4faces_12mp": jpeg(canvas)}
+
+
+def bench_edit_photo(config, iters):
+    """Export an (untrained) generator of this size with --include_faces and time edit_photo on one photo of each
+    of edit_photo_payloads; the export's size with and without the faces."""
+    import tensorflow as tf
+
+    from stargan_tf import serving
+    from stargan_tf.export import directory_size
+    from stargan_tf.face_graph import FaceDetector
+    from stargan_tf.models import build_generator
+
+    generator = build_generator(config.image_size, config.c_dim, config.g_conv_dim, config.g_repeat_num)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, detector in (("without_faces", None), ("with_faces", FaceDetector.from_mtcnn())):
+            path = os.path.join(tmp, name)
+            serving.save(serving.GeneratorServer(generator, list(config.selected_attrs), config.image_size,
+                                                 detector=detector), path)
+            results[f"export_{name}_mb"] = round(directory_size(path) / 1e6, 1)
+        fn = tf.saved_model.load(path).signatures["edit_photo"]
+        label = tf.constant(np.eye(1, config.c_dim, 1, dtype=np.float32))
+        for name, payload in edit_photo_payloads().items():
+            images = tf.constant([payload])
+            faces_found = int(fn(image_bytes=images, label=label)["num_faces"][0])  # warm-up
+            times = []
+            for _ in range(iters):
+                start = time.perf_counter()
+                fn(image_bytes=images, label=label)["image_bytes"].numpy()
+                times.append(time.perf_counter() - start)
+            results[f"edit_photo_{name}_s"] = round(statistics.median(times), 3)
+            results[f"edit_photo_{name}_faces"] = faces_found
+    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return results
+
+
 def main(argv=None):
     from stargan_tf.config import build_parser
 
@@ -122,11 +184,17 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=10, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds of n_critic iterations")
     parser.add_argument("--serving", action="store_true", help="time the exported translate_bytes signature")
+    parser.add_argument("--edit_photo", action="store_true",
+                        help="with --serving: time the edit_photo signature (export.py --include_faces) on a 1-face "
+                             "1 MP and a 4-face 12 MP photo instead")
     parser.add_argument("--data_only", action="store_true",
                         help="time the input pipeline alone on the CelebA-layout folder (--celeba_image_dir)")
     args = parser.parse_args(argv)
     iters, warmup, serving_mode, data_only = args.iters, args.warmup, args.serving, args.data_only
-    for extra in ("iters", "warmup", "serving", "data_only"):
+    edit_photo = args.edit_photo
+    if edit_photo and not serving_mode:
+        parser.error("--edit_photo times a serving signature: give it with --serving")
+    for extra in ("iters", "warmup", "serving", "data_only", "edit_photo"):
         delattr(args, extra)
     from stargan_tf.config import StarGANConfig
 
@@ -136,6 +204,8 @@ def main(argv=None):
         parser.error(str(e))
     if data_only:
         result = bench_data(config, iters, max(warmup, 1) * 5)
+    elif serving_mode and edit_photo:
+        result = bench_edit_photo(config, iters)
     elif serving_mode:
         result = bench_serving(config, iters)
     else:

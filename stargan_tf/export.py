@@ -1,8 +1,10 @@
 """Export a trained generator into TF Serving's numbered-version layout: `<export_dir>/<version>/`.
 
 Command line (`stargan-export`, `python export.py`): `--model_save_dir DIR --export_dir OUT [--test_iters N|latest]
-[--version V] [--max_pixels N] [--include_classifier]` writes OUT/<version>/ (version: the training step).
---include_classifier adds the `classify` signature and D's weights (translate --source auto, the app)."""
+[--version V] [--max_pixels N] [--include_classifier] [--include_faces [--max_faces K]]` writes OUT/<version>/
+(version: the training step). --include_classifier adds the `classify` signature and D's weights (translate --source
+auto, the app); --include_faces adds the `edit_photo` signature and mtcnn's weights (needs the faces extra at export
+time only), which edits every face of a whole photo (translate --align_faces runs it)."""
 
 import argparse
 import os
@@ -10,7 +12,7 @@ import shutil
 import sys
 import tempfile
 
-from stargan_tf import domains, preprocessing, serving
+from stargan_tf import domains, faces, preprocessing, serving
 from stargan_tf.checkpoints import restore_discriminator, restore_generator
 from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
@@ -20,27 +22,42 @@ def directory_size(path):
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
-def build_server(generator, config, max_pixels=preprocessing.MAX_PIXELS, discriminator=None):
-    """The servable generator (with D's `classify` when `discriminator` is given); its crop_size is the training crop
-    of CelebA-layout images (folder datasets: theirs)."""
+MAX_FACES = 8
+
+
+def build_server(generator, config, max_pixels=preprocessing.MAX_PIXELS, discriminator=None, include_faces=False,
+                 max_faces=MAX_FACES):
+    """The servable generator (with D's `classify` when `discriminator` is given, `edit_photo` with mtcnn's weights
+    when `include_faces`); its crop_size is the training crop of CelebA-layout images (folder datasets: theirs)."""
+    detector = None
+    if include_faces:
+        if not isinstance(max_faces, int) or max_faces < 1:
+            raise ValueError(f"--max_faces must be a positive integer, got {max_faces!r}")
+        from stargan_tf.face_graph import FaceDetector
+
+        detector = FaceDetector.from_mtcnn()
     names, groups, label_dataset = domains.layout_for(config).metadata()
     return serving.GeneratorServer(generator, names, config.image_size, groups, label_dataset, max_pixels,
-                                   config.crop_size(config.dataset), discriminator)
+                                   config.crop_size(config.dataset), discriminator, detector, max_faces)
 
 
 def export_generator(model_save_dir, export_dir, step="latest", version=None, overwrite=False, which="auto",
-                     max_pixels=preprocessing.MAX_PIXELS, include_classifier=False):
+                     max_pixels=preprocessing.MAX_PIXELS, include_classifier=False, include_faces=False,
+                     max_faces=MAX_FACES):
     """Restore G at `step` and write a SavedModel to `export_dir/<version>` (default: the training step).
 
     `which` generator: 'auto' (the moving average when the checkpoint holds one, else G), 'ema' or 'raw'.
     `max_pixels`: the largest image (width x height, from its header) `translate_bytes` decodes.
     `include_classifier`: also store D (same step) and its `classify` signature; by default the export holds G only.
+    `include_faces`: also store mtcnn's weights and the `edit_photo` signature, editing at most `max_faces` faces.
 
     The SavedModel is written into a hidden temporary folder beside the target and renamed into place
     when complete, so TF Serving (which only loads integer-named folders) never sees half an export.
     """
     if not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
+    if include_faces and (not isinstance(max_faces, int) or max_faces < 1):
+        raise ValueError(f"--max_faces must be a positive integer, got {max_faces!r}")
     generator, config, restored_step = restore_generator(model_save_dir, step, which)
     discriminator = restore_discriminator(model_save_dir, restored_step, config) if include_classifier else None
     version = restored_step if version is None else version
@@ -52,7 +69,8 @@ def export_generator(model_save_dir, export_dir, step="latest", version=None, ov
     os.makedirs(export_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
     try:
-        serving.save(build_server(generator, config, max_pixels, discriminator), os.path.join(tmp, "model"))
+        server = build_server(generator, config, max_pixels, discriminator, include_faces, max_faces)
+        serving.save(server, os.path.join(tmp, "model"))
         if os.path.exists(target):
             old = tempfile.mkdtemp(prefix=f".old-{version}-", dir=export_dir)
             os.replace(target, os.path.join(old, "model"))
@@ -84,6 +102,13 @@ def parse_args(argv=None):
                         help="also export D's classification head as the `classify` signature (the photo's own "
                              "attributes, for translate --source auto and the app); adds D's weights: 179 MB "
                              "for the paper's 128x128 model, whose G takes 34 MB")
+    parser.add_argument("--include_faces", action="store_true",
+                        help="also export the `edit_photo` signature: every face of a whole photo found (mtcnn, "
+                             "its weights baked in), aligned, translated and pasted back, in the graph (needs the "
+                             f"faces extra to export, TensorFlow only to serve: {faces.INSTALL_HINT})")
+    parser.add_argument("--max_faces", type=int, default=MAX_FACES,
+                        help=f"with --include_faces: faces edited per photo at most, the best scored (default "
+                             f"{MAX_FACES}); others are left untouched and counted")
     return parser.parse_args(argv)
 
 
@@ -92,10 +117,12 @@ def main(argv=None):
     max_pixels = preprocessing.MAX_PIXELS if args.max_pixels is None else args.max_pixels
     try:
         path = export_generator(args.model_save_dir, args.export_dir, args.test_iters, args.version, args.overwrite,
-                                args.generator, max_pixels, args.include_classifier)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+                                args.generator, max_pixels, args.include_classifier, args.include_faces,
+                                args.max_faces)
+    except (FileNotFoundError, FileExistsError, ValueError, faces.FacesExtraMissing) as e:
         return fail(e)
     signatures = "serving_default, translate_bytes, metadata" + (", classify" if args.include_classifier else "")
+    signatures += f", edit_photo (up to {args.max_faces} faces)" if args.include_faces else ""
     print(f"Exported SavedModel to {path} ({directory_size(path) / 1e6:.1f} MB, images up to {max_pixels:,} "
           f"pixels); signatures: {signatures}")
     return 0

@@ -14,11 +14,9 @@ where the mask is 0 keeps its bytes.
 import dataclasses
 import functools
 import importlib.resources
-import io
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from stargan_tf import preprocessing
 
@@ -210,28 +208,12 @@ def training_crops(pixels, faces, crop_size=DEFAULT_CROP_SIZE):
     return np.stack([training_crop(align(pixels, face), crop_size) for face in faces])
 
 
-EXIF_ORIENTATION = 0x0112
-_UPRIGHT = {  # EXIF orientation -> the array operation PIL.ImageOps.exif_transpose applies
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
-    8: lambda a: np.rot90(a, 1),
-}
-
-
-def upright(pixels, orientation):
-    """`pixels` turned as EXIF `orientation` (1-8) says the photo is shown, so faces stand upright."""
-    return np.ascontiguousarray(_UPRIGHT.get(int(orientation), lambda a: a)(pixels))
-
-
 def decode_photo(payload, max_pixels=preprocessing.MAX_PIXELS):
-    """JPEG/PNG/GIF/BMP bytes -> uint8 RGB (H, W, 3) as shown (EXIF orientation applied), after the pixel budget."""
-    pixels = preprocessing.decode_image(tf.constant(payload), None, max_pixels=max_pixels).numpy()
-    try:
-        with Image.open(io.BytesIO(payload)) as image:
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    except (OSError, ValueError):
-        orientation = 1
-    return upright(pixels, orientation)
+    """JPEG/PNG/GIF/BMP bytes -> uint8 RGB (H, W, 3) as shown (EXIF orientation applied, read and turned by
+    preprocessing as translate_bytes does), after the pixel budget."""
+    contents = tf.constant(payload)
+    pixels = preprocessing.decode_image(contents, None, max_pixels=max_pixels)
+    return preprocessing.upright(pixels, preprocessing.exif_orientation(contents)).numpy()
 
 
 @functools.cache

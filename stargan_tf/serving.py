@@ -2,20 +2,31 @@
 
 Signatures (the contract clients rely on):
   serving_default: image float32 (N, H, W, 3) in [-1, 1], label float32 (N, c_dim) -> image (same layout)
-  translate_bytes: image_bytes string (N,) JPEG/PNG/GIF/BMP of any size and mode, label -> image_bytes (N,) PNG
+  translate_bytes: image_bytes string (N,) JPEG/PNG/GIF/BMP of any size and mode, label -> image_bytes (N,) PNG; the
+            centre square of the photo as shown (turned by its EXIF orientation; a GIF's first frame)
   metadata: () -> attribute_names string (c_dim,), image_size int32 (), exclusive_group int32 (c_dim,),
             label_dataset string (c_dim,), max_pixels int64 (), crop_size int32 () (the last two added later: older
             exports lack them; crop_size is the training crop of an aligned 178 x 218 face, see faces.py)
   classify (only in exports made with --include_classifier): image_bytes string (N,) -> probabilities float32
             (N, c_dim): D's classification head on the same centre square translate_bytes sees; sigmoid per
             attribute of a CelebA-layout part, softmax over a folder dataset's classes, 0 for the mask entries
-Inputs are checked inside the graph, so a wrong shape, undecodable bytes or an image whose header declares more
-than max_pixels pixels raise InvalidArgumentError, the last before any pixel is decoded.
+  edit_photo (only in exports made with --include_faces): image_bytes string (N,), label float32 (N, c_dim) ->
+            image_bytes (N,) PNG of the whole photo as shown (EXIF orientation applied) with every face found
+            (mtcnn score >= 0.95, the max_faces best) aligned like CelebA, translated to the label, warped back
+            and blended, every other pixel as decoded; num_faces int32 (N,) every face found, num_edited int32 (N,)
+            those edited (at most max_faces), boxes float32 (N, max_faces, 4) x, y, width, height, landmarks
+            (N, max_faces, 5, 2) (x, y), scores (N, max_faces), zero-padded; a photo without a face comes back
+            unchanged with num_faces 0. metadata then has faces (True) and max_faces (others lack both)
+  edit_photo_auto (exports with both, of one dataset's label): edit_photo's inputs and set float32 (N, c_dim) ->
+            its outputs and own float32 (N, max_faces, c_dim): every face keeps its own attributes (D's prediction on
+            its crop, rounded: translate --source auto) but the entries set marks (1), which take label's values
+Inputs are checked inside the graph, so a wrong shape, NaN or inf pixels, undecodable bytes or an image whose header
+declares more than max_pixels pixels raise InvalidArgumentError, the last before any pixel is decoded.
 """
 
 import tensorflow as tf
 
-from stargan_tf import domains, preprocessing
+from stargan_tf import domains, face_graph, faces, preprocessing
 
 
 def _assert_shape(tensor, expected, what):
@@ -40,25 +51,45 @@ def _after(checks, *tensors):
         return [tf.identity(t) for t in tensors]
 
 
+# The photo's EXIF orientation and its turn: one reader, preprocessing's, for every path a photo enters.
+exif_orientation = preprocessing.exif_orientation
+upright = preprocessing.upright
+
+
 def decode_square(image_bytes, image_size, max_pixels=preprocessing.MAX_PIXELS):
     """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize,
-    the training preprocessing with the crop taken as the photo's largest centred square."""
+    the training preprocessing with the crop taken as the largest centred square of the photo as viewers show it:
+    turned upright by its EXIF orientation first (the uint8 image; the crop does not commute with the turn when the
+    sides differ by an odd number, as its rounding keeps the extra row or column on one side)."""
     image = preprocessing.decode_image(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;",
                                        max_pixels)
-    return preprocessing.preprocess(image, None, image_size)
+    return preprocessing.preprocess(upright(image, exif_orientation(image_bytes)), None, image_size)
+
+
+def decode_photo(image_bytes, max_pixels=preprocessing.MAX_PIXELS):
+    """Bytes of one image -> uint8 (H, W, 3) RGB of the whole photo as viewers show it (turned upright by its EXIF
+    orientation): faces.decode_photo as TF ops, after the same pixel budget check as decode_square."""
+    image = preprocessing.decode_image(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;",
+                                       max_pixels)
+    return upright(image, exif_orientation(image_bytes))
+
+
+def to_uint8(image):
+    """float32 in [-1, 1] -> uint8, as encode_png rounds it."""
+    return tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
 
 
 def encode_png(image):
     """float32 (H, W, 3) in [-1, 1] -> PNG bytes (rounded to 8 bits)."""
-    pixels = tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
-    return tf.io.encode_png(pixels)
+    return tf.io.encode_png(to_uint8(image))
 
 
 class GeneratorServer(tf.Module):
     """Wraps a trained generator with the serving signatures and its label metadata."""
 
     def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None,
-                 max_pixels=preprocessing.MAX_PIXELS, crop_size=178, discriminator=None):
+                 max_pixels=preprocessing.MAX_PIXELS, crop_size=178, discriminator=None, detector=None,
+                 max_faces=8):
         super().__init__(name="stargan_generator")
         if not isinstance(max_pixels, int) or max_pixels < 1:
             raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
@@ -92,6 +123,23 @@ class GeneratorServer(tf.Module):
             self._mask_width = c_dim - layout.cls_dim
             self.classify = tf.function(self._classify, input_signature=[
                 tf.TensorSpec([None], tf.string, name="image_bytes")])
+        self.edit_photo = None
+        self.max_faces = int(max_faces)
+        if detector is not None:  # mtcnn's weights (face_graph.FaceDetector) are stored only then
+            if self.max_faces < 1:
+                raise ValueError(f"--max_faces must be a positive integer, got {max_faces!r}")
+            self.detector = detector
+            self.edit_photo = tf.function(self._edit_photo, input_signature=[
+                tf.TensorSpec([None], tf.string, name="image_bytes"),
+                tf.TensorSpec([None, c_dim], tf.float32, name="label")], autograph=False)
+        self.edit_photo_auto = None
+        if detector is not None and discriminator is not None and len(layout.parts) == 1:
+            (_, spec), = layout.parts
+            self._auto_groups, self._auto_one_hot = [list(g) for g in spec.exclusive_groups], spec.one_hot
+            self.edit_photo_auto = tf.function(self._edit_photo_auto, input_signature=[
+                tf.TensorSpec([None], tf.string, name="image_bytes"),
+                tf.TensorSpec([None, c_dim], tf.float32, name="label"),
+                tf.TensorSpec([None, c_dim], tf.float32, name="set")], autograph=False)
 
     def _check_label(self, label):
         shape_ok = _assert_shape(label, [None, self.c_dim], "label")
@@ -108,8 +156,11 @@ class GeneratorServer(tf.Module):
 
     def _translate_tensor(self, image, label):
         size = self.image_size
+        non_finite = tf.math.count_nonzero(~tf.math.is_finite(image))
         checks = [_assert_shape(image, [None, size, size, 3], "image"), *self._check_label(label),
-                  _assert_same_batch(image, label, "serving_default")]
+                  _assert_same_batch(image, label, "serving_default"),
+                  tf.debugging.Assert(tf.equal(non_finite, 0), ["image values must be finite; NaN or inf found in",
+                                                                non_finite, "values"])]
         image, label = _after(checks, image, label)
         return {"image": self._generate(image, label)}
 
@@ -129,6 +180,86 @@ class GeneratorServer(tf.Module):
         return tf.map_fn(lambda b: decode_square(b, self.image_size, self.max_pixels), image_bytes,
                          fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32),
                          parallel_iterations=1)
+
+    def crop_images(self, crops):
+        """uint8 squares (N, c, c, 3) -> the model's float32 inputs (N, image_size, image_size, 3): what
+        translate_bytes and classify make of each square sent as a PNG."""
+        return tf.map_fn(lambda crop: preprocessing.preprocess(crop, None, self.image_size), crops,
+                         fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32))
+
+    def own_labels(self, images):
+        """float32 (N, c_dim) 0/1: each image's attributes as D predicts them, rounded as translate --source auto
+        rounds them (domains.predicted_part: an exclusive group's most likely member when at least 0.5)."""
+        probabilities = self.probabilities(self._discriminator(images, training=False)[1])
+        columns = tf.unstack(tf.cast(probabilities >= 0.5, tf.float32), num=self.c_dim, axis=1)
+        for members in self._auto_groups:
+            group = tf.gather(probabilities, members, axis=1)
+            best = tf.one_hot(tf.argmax(group, axis=1), len(members))
+            chosen = best if self._auto_one_hot else best * tf.cast(tf.reduce_max(group, axis=1) >= 0.5, tf.float32)[
+                :, None]
+            for k, i in enumerate(members):
+                columns[i] = chosen[:, k]
+        return tf.stack(columns, axis=1)
+
+    def auto_targets(self, own, label, chosen):
+        """float32 (N, c_dim): each face's `own` attributes with the entries `chosen` (c_dim,) marks (> 0.5) set to
+        `label` (c_dim,), as translate --source auto --set: the other members of a set entry's exclusive group are
+        scaled by (1 - value) (domains.set_attribute)."""
+        chosen = chosen > 0.5
+        columns = tf.unstack(tf.where(chosen, label, own), num=self.c_dim, axis=1)
+        for members in self._auto_groups:
+            kept = tf.reduce_prod(tf.where(tf.gather(chosen, members), 1.0 - tf.gather(label, members), 1.0))
+            for i in members:
+                columns[i] = tf.where(chosen[i], label[i], own[:, i] * kept)
+        return tf.stack(columns, axis=1)
+
+    def edit_one(self, image_bytes, label, chosen=None):
+        """One photo's edit_photo outputs (PNG bytes, counts, padded boxes, landmarks, scores) for `label` (c_dim,);
+        with `chosen` (edit_photo_auto) each face keeps its own attributes but those `chosen` marks, and "own"
+        (max_faces, c_dim) holds them."""
+        pixels = decode_photo(image_bytes, self.max_pixels)
+        found = self.detector.detect(pixels, self.max_faces)
+        count = found["num_faces"]
+        matrices = face_graph.similarity_transform(found["landmarks"][:count], faces.TEMPLATE)
+        padding = [[0, self.max_faces - count], [0, 0]]
+
+        def with_faces():
+            """faces.translate_photo, with the labels made from the crops (no face: not called, as an empty batch's
+            convolution fails on CPU)."""
+            images = self.crop_images(face_graph.training_crops(pixels, matrices, self.crop_size))
+            own = tf.zeros([count, self.c_dim]) if chosen is None else self.own_labels(images)
+            labels = tf.tile(label[None], [count, 1]) if chosen is None else self.auto_targets(own, label, chosen)
+            translated = to_uint8(self._generate(images, labels))
+            return face_graph.paste_back(pixels, matrices, translated, self.crop_size), tf.pad(own, padding)
+
+        edited, own = tf.cond(count > 0, with_faces, lambda: (pixels, tf.zeros([self.max_faces, self.c_dim])))
+        out = {"image_bytes": tf.io.encode_png(edited), "num_faces": found["num_found"], "num_edited": count,
+               "boxes": found["boxes"], "landmarks": found["landmarks"], "scores": found["scores"]}
+        return out if chosen is None else {**out, "own": tf.reshape(own, [self.max_faces, self.c_dim])}
+
+    def _output_spec(self, auto):
+        count = self.max_faces
+        spec = {"image_bytes": tf.TensorSpec([], tf.string), "num_faces": tf.TensorSpec([], tf.int32),
+                "num_edited": tf.TensorSpec([], tf.int32), "boxes": tf.TensorSpec([count, 4], tf.float32),
+                "landmarks": tf.TensorSpec([count, 5, 2], tf.float32), "scores": tf.TensorSpec([count], tf.float32)}
+        return {**spec, "own": tf.TensorSpec([count, self.c_dim], tf.float32)} if auto else spec
+
+    def _edit_photo(self, image_bytes, label):
+        checks = [_assert_shape(image_bytes, [None], "image_bytes"), *self._check_label(label),
+                  _assert_same_batch(image_bytes, label, "edit_photo")]
+        image_bytes, label = _after(checks, image_bytes, label)
+        # One photo at a time, as translate_bytes decodes: each is checked on its budget before decoding.
+        return tf.map_fn(lambda args: self.edit_one(*args), (image_bytes, label),
+                         fn_output_signature=self._output_spec(False), parallel_iterations=1)
+
+    def _edit_photo_auto(self, image_bytes, label, chosen):
+        checks = [_assert_shape(image_bytes, [None], "image_bytes"), *self._check_label(label),
+                  _assert_shape(chosen, [None, self.c_dim], "set"),
+                  _assert_same_batch(image_bytes, label, "edit_photo_auto"),
+                  _assert_same_batch(image_bytes, chosen, "edit_photo_auto (set)")]
+        image_bytes, label, chosen = _after(checks, image_bytes, label, chosen)
+        return tf.map_fn(lambda args: self.edit_one(*args), (image_bytes, label, chosen),
+                         fn_output_signature=self._output_spec(True), parallel_iterations=1)
 
     def probabilities(self, logits):
         """D's class logits (N, cls_dim) -> (N, c_dim): sigmoid or softmax per dataset's part, mask entries 0."""
@@ -150,14 +281,24 @@ class GeneratorServer(tf.Module):
         return {"attribute_names": tf.identity(self._names), "image_size": tf.constant(self.image_size, tf.int32),
                 "exclusive_group": tf.identity(self._groups), "label_dataset": tf.identity(self._label_dataset),
                 "max_pixels": tf.constant(self.max_pixels, tf.int64),
-                "crop_size": tf.constant(self.crop_size, tf.int32)}
+                "crop_size": tf.constant(self.crop_size, tf.int32),
+                # Only with edit_photo: an export without it keeps the metadata of earlier versions, key for key.
+                **({} if self.edit_photo is None else {"faces": tf.constant(True),
+                                                        "max_faces": tf.constant(self.max_faces, tf.int32)})}
 
     def signatures(self):
         found = {"serving_default": self.serving_default, "translate_bytes": self.translate_bytes,
                  "metadata": self.metadata}
-        return found if self.classify is None else {**found, "classify": self.classify}
+        if self.classify is not None:
+            found["classify"] = self.classify
+        if self.edit_photo is not None:
+            found["edit_photo"] = self.edit_photo
+        if self.edit_photo_auto is not None:
+            found["edit_photo_auto"] = self.edit_photo_auto
+        return found
 
 
 def save(server, directory):
-    """Write the SavedModel with its signatures (three, or four with classify) into `directory` (must not exist)."""
+    """Write the SavedModel with its signatures (three, and classify, edit_photo when included) into `directory`
+    (must not exist)."""
     tf.saved_model.save(server, directory, signatures=server.signatures())

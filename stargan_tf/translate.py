@@ -14,8 +14,9 @@ Black_Hair=1 `--set Blond_Hair=0.6` gives 0.4 black and 0.6 blond. `--grid` writ
 then one column per single-attribute change. `--strip NAME` writes one strip per photo: the input, then the --set
 label with NAME at 0, 0.25, 0.5, 0.75 and 1.
 
-Without --align_faces (the default) the model sees the photo's largest centred square, resized: right for
-photos already cropped like the training images (CelebA's aligned 178 x 218 faces) and for folder datasets.
+Without --align_faces (the default) the model sees the photo's largest centred square (of the photo turned upright
+by its EXIF orientation), resized: right for photos already cropped like the training images (CelebA's aligned
+178 x 218 faces) and for folder datasets. Folder entries that are not regular files (a FIFO) are skipped, named.
 `--align_faces` (needs the faces extra: pip install "stargan-tf[faces]") finds every face with mtcnn (confidence
 >= --min_face_confidence, default 0.95), aligns each as CelebA did (the model's own training crop), translates it
 and pastes it back into the full-size photo (turned upright by its EXIF orientation, as viewers show it); pixels
@@ -23,7 +24,11 @@ outside the feathered faces keep their bytes. With --grid or --strip it writes i
 crops at the model's size (full photos side by side would be huge and show the change small). It is opt-in, not
 the default for CelebA-layout models, because it needs the extra and changes what is written (full photos, not
 model-size squares). A photo where no face is found stops the run, naming the file, before anything is written;
-with --fallback_center_crop its centre square is translated instead.
+with --fallback_center_crop its centre square is translated instead. With an export made with
+`export.py --include_faces` (or a checkpoint directory) the whole edit of one photo, detection to the blended PNG,
+is the export's `edit_photo` graph (`edit_photo_auto` with --source auto, when the export has the classifier too), so
+the CLI writes the bytes TF Serving returns; the photo is decoded once. Older exports, --grid, --strip, a joint
+model's --source auto and a --min_face_confidence other than 0.95 use the eager path (mtcnn in Python).
 
 Outputs are named after the inputs: `d.jpg` -> `d.png` (`d-grid.png` with --grid, `d-strip.png` with --strip).
 Inputs sharing a name apart from the extension keep it, so none overwrites another: `d.jpg` and `d.png` ->
@@ -37,7 +42,9 @@ with --overwrite, and that is checked for every output before any is written.
 import argparse
 import io
 import os
+import stat
 import sys
+import tempfile
 from collections import Counter
 
 import numpy as np
@@ -63,9 +70,11 @@ class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
     def __init__(self, translate_bytes, names, groups, label_dataset, image_size, max_pixels=None, crop_size=None,
-                 classify_bytes=None):
+                 classify_bytes=None, edit_photo=None, edit_photo_auto=None):
         self._translate_bytes = translate_bytes
         self._classify_bytes = classify_bytes  # None: an export without the classify signature
+        self._edit_photo = edit_photo  # None: an export without the edit_photo signature
+        self._edit_photo_auto = edit_photo_auto  # None: without edit_photo_auto (no classifier, or a joint label)
         self.image_size = int(image_size)
         self.max_pixels = None if max_pixels is None else int(max_pixels)  # None: an export older than the budget
         # An export older than the crop_size metadata: CelebA's default crop, as every earlier CelebA export.
@@ -79,21 +88,47 @@ class Translator:
         loaded = tf.saved_model.load(path)
         fn = loaded.signatures["translate_bytes"]
         classify = loaded.signatures["classify"] if "classify" in loaded.signatures else None
+        edit = loaded.signatures["edit_photo"] if "edit_photo" in loaded.signatures else None
+        auto = loaded.signatures["edit_photo_auto"] if "edit_photo_auto" in loaded.signatures else None
         return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], *_metadata(loaded.signatures["metadata"]),
-                   classify_bytes=None if classify is None else (lambda b: classify(image_bytes=b)["probabilities"]))
+                   classify_bytes=None if classify is None else (lambda b: classify(image_bytes=b)["probabilities"]),
+                   edit_photo=None if edit is None else (lambda b, c: edit(image_bytes=b, label=c)),
+                   edit_photo_auto=None if auto is None else (lambda b, c, s: auto(image_bytes=b, label=c, set=s)))
 
     @classmethod
-    def from_checkpoint(cls, model_save_dir, step="latest", which="auto", max_pixels=MAX_PIXELS, classifier=False):
-        """`classifier`: also restore D from the same checkpoint (when it holds one) for `classify`."""
+    def from_checkpoint(cls, model_save_dir, step="latest", which="auto", max_pixels=MAX_PIXELS, classifier=False,
+                        align_faces=False):
+        """`classifier`: also restore D from the same checkpoint (when it holds one) for `classify`; `align_faces`:
+        also build mtcnn's networks for `edit_photo` (the graph export.py --include_faces stores)."""
         from stargan_tf.checkpoints import checkpoint_path, has_discriminator, restore_discriminator, restore_generator
         from stargan_tf.export import build_server
 
         generator, config, restored = restore_generator(model_save_dir, step, which)
         with_d = classifier and has_discriminator(checkpoint_path(model_save_dir, restored))
         discriminator = restore_discriminator(model_save_dir, restored, config) if with_d else None
-        server = build_server(generator, config, max_pixels, discriminator)
+        server = build_server(generator, config, max_pixels, discriminator, include_faces=align_faces)
         return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], *_metadata(server.metadata),
-                   classify_bytes=(lambda b: server.classify(b)["probabilities"]) if with_d else None)
+                   classify_bytes=(lambda b: server.classify(b)["probabilities"]) if with_d else None,
+                   edit_photo=server.edit_photo, edit_photo_auto=server.edit_photo_auto)
+
+    @property
+    def can_edit_photo(self):
+        return self._edit_photo is not None
+
+    @property
+    def can_edit_photo_auto(self):
+        return self._edit_photo_auto is not None
+
+    def edit_photo(self, payload, label, chosen=None):
+        """The edit_photo signature on one photo's bytes and one label row (c_dim,), or with `chosen` (c_dim,)
+        edit_photo_auto's: {output: numpy value of that photo}, e.g. "image_bytes" the PNG, "num_faces" every face
+        found, "num_edited" those edited."""
+        if not self.can_edit_photo or (chosen is not None and not self.can_edit_photo_auto):
+            raise ValueError("this export has no edit_photo signature (edit_photo_auto: and a classifier); export "
+                             "again with export.py --include_faces (and --include_classifier)")
+        rows = [tf.constant(np.asarray(v, np.float32)[None]) for v in (label, chosen) if v is not None]
+        out = (self._edit_photo if chosen is None else self._edit_photo_auto)(tf.constant([payload]), *rows)
+        return {k: v.numpy()[0] for k, v in out.items()}
 
     @property
     def can_classify(self):
@@ -198,17 +233,40 @@ def parse_assignments(text, option):
     return pairs
 
 
+def file_kind(path):
+    """What `path` is when not a regular file (reading a FIFO would wait for a writer forever), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link" if os.path.islink(path) else "missing"
+    kinds = [(stat.S_ISREG, None), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
 def collect_inputs(inputs):
-    """Files as given, and the image files inside any folder given (sorted); a file given twice counts once."""
+    """Files as given, and the image files inside any folder given (sorted); a file given twice counts once.
+    Entries of a folder that are not regular files (FIFOs, devices, broken links) are skipped, naming each."""
     files = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(DECODABLE))
+            found, skipped = [], []
+            for path in sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(DECODABLE)):
+                kind = file_kind(path)
+                if kind:
+                    skipped.append(f"{path} ({kind})")
+                else:
+                    found.append(path)
+            if skipped:
+                print(f"--input {item}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are "
+                      f"not regular files: {', '.join(skipped)}", file=sys.stderr)
             if not found:
                 raise FileNotFoundError(f"--input {item}: folder holds no {'/'.join(DECODABLE)} files")
             files += found
-        elif os.path.isfile(item):
+        elif file_kind(item) is None:
             files.append(item)
+        elif os.path.lexists(item):
+            raise FileNotFoundError(f"--input {item}: {file_kind(item)}, expected an image file or a folder")
         else:
             raise FileNotFoundError(f"--input {item}: no such file or folder")
     unique = {}
@@ -317,6 +375,48 @@ def find_faces(files, budget, min_confidence, fallback):
     return found
 
 
+def edit_photos(translator, files, budget, label, fallback, spool, chosen=None):
+    """{path: (PNG file in `spool`, faces found, faces edited, own attributes (edited, c_dim) or None), or None for a
+    photo without a face}: every photo edited by the edit_photo graph (edit_photo_auto with `chosen`) before anything
+    is written, so a photo without a face stops the run (its name in the message) unless `fallback`. The PNGs wait in
+    the folder `spool`, not in memory."""
+    edited = {}
+    for i, path in enumerate(files):
+        try:
+            out = translator.edit_photo(read_image(path, budget), label, chosen)
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(f"{path}: {reason(e)}") from None
+        if int(out["num_faces"]) == 0:
+            if not fallback:
+                raise faces.NoFaceError(f"{path}: no face found (mtcnn confidence >= {faces.MIN_CONFIDENCE:g}); pass "
+                                        "--fallback_center_crop to translate its centre square instead, or a lower "
+                                        "--min_face_confidence")
+            edited[path] = None
+            continue
+        spooled = write_atomic(os.path.join(spool, f"{i}.png"), bytes(out["image_bytes"]))
+        own = out["own"][: int(out["num_edited"])] if chosen is not None else None
+        edited[path] = spooled, int(out["num_faces"]), int(out["num_edited"]), own
+    return edited
+
+
+def face_note(found, edited):
+    """' (2 faces)', or ' (10 faces, the 8 best edited)' when some were beyond the export's max_faces."""
+    note = f" ({found} face{'s' if found > 1 else ''}"
+    return note + (f", the {edited} best edited)" if edited < found else ")")
+
+
+def shown_payload(payload, budget):
+    """What the centre-square path sends to the model: `payload`, or when its EXIF orientation turns the photo, the
+    PNG of its centre square as viewers show it (upright, as the app and --align_faces see it). Exports made before
+    translate_bytes read the orientation itself need this; for newer ones it changes nothing."""
+    contents = tf.constant(payload)
+    orientation = preprocessing.exif_orientation(contents)  # the reader and turn translate_bytes and faces use
+    if int(orientation) == 1:
+        return payload
+    shown = preprocessing.upright(preprocessing.decode_image(contents, None, max_pixels=budget), orientation)
+    return png_payloads(preprocessing.center_crop(shown).numpy()[None])[0]
+
+
 def centre_square(translator, payload, rows, single, budget):
     """The old path: PNG bytes of the photo's centre square translated (`single`), else the input and each
     translation side by side as a uint8 array."""
@@ -394,27 +494,45 @@ def run(args):
     min_confidence = faces.MIN_CONFIDENCE if args.min_face_confidence is None else args.min_face_confidence
     if not 0.0 < min_confidence <= 1.0:
         raise ValueError(f"--min_face_confidence must lie in (0, 1], got {min_confidence:g}")
-    found = find_faces(files, budget, min_confidence, args.fallback_center_crop) if args.align_faces else {}
-    written = []
-    for path, target_path in zip(files, targets, strict=True):
-        payload = read_image(path, budget)
-        note = ""
-        predicted.clear()
-        try:
-            if found.get(path):
-                note = f" ({len(found[path])} face{'s' if len(found[path]) > 1 else ''})"
-                out = images.save_png(target_path, aligned_faces(translator, faces.decode_photo(payload, budget),
-                                                                 found[path], rows_for_crops, single))
-            else:
-                note = " (no face found: centre square)" if args.align_faces else ""
-                photo_rows = rows_for(translator.classify([payload])[0] if auto else None)
-                result = centre_square(translator, payload, photo_rows, single, budget)
-                out = (write_atomic(target_path, result) if single else images.save_png(target_path, result))
-        except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
-            raise ValueError(f"{path}: {reason(e)}") from None
-        written.append(out)
-        own = f" (own attributes: {'; '.join(predicted)})" if auto else ""
-        print(f"{path} -> {out}{note}{own}")
+    in_graph = (args.align_faces and single and min_confidence == faces.MIN_CONFIDENCE
+                and (translator.can_edit_photo_auto if auto else translator.can_edit_photo))
+    label, chosen = rows[0], None
+    if auto:  # the --set values on all-0 attributes, and which entries they are: each face keeps the others
+        label = label_rows(translator, [], set_pairs)[0]
+        chosen = np.isin(np.arange(len(label)), [translator.layout.offset(auto_dataset)
+                                                 + translator.layout.spec(auto_dataset).index(n) for n, _ in set_pairs])
+    with tempfile.TemporaryDirectory(prefix="stargan-edit-") as spool:
+        fallback = args.fallback_center_crop
+        edited = edit_photos(translator, files, budget, label, fallback, spool, chosen) if in_graph else {}
+        eager = args.align_faces and not in_graph
+        found = find_faces(files, budget, min_confidence, args.fallback_center_crop) if eager else {}
+        written = []
+        for path, target_path in zip(files, targets, strict=True):
+            note = ""
+            predicted.clear()
+            try:
+                if edited.get(path):
+                    spooled, count, kept, own = edited[path]
+                    note = face_note(count, kept)
+                    predicted += [stated(translator.own_pairs(row, auto_dataset)) for row in own] if auto else []
+                    with open(spooled, "rb") as f:
+                        out = write_atomic(target_path, f.read())
+                elif found.get(path):
+                    note = f" ({len(found[path])} face{'s' if len(found[path]) > 1 else ''})"
+                    pixels = faces.decode_photo(read_image(path, budget), budget)
+                    out = images.save_png(target_path, aligned_faces(translator, pixels, found[path], rows_for_crops,
+                                                                     single))
+                else:
+                    note = " (no face found: centre square)" if args.align_faces else ""
+                    payload = shown_payload(read_image(path, budget), budget)
+                    photo_rows = rows_for(translator.classify([payload])[0] if auto else None)
+                    result = centre_square(translator, payload, photo_rows, single, budget)
+                    out = (write_atomic(target_path, result) if single else images.save_png(target_path, result))
+            except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
+                raise ValueError(f"{path}: {reason(e)}") from None
+            written.append(out)
+            own = f" (own attributes: {'; '.join(predicted)})" if auto else ""
+            print(f"{path} -> {out}{note}{own}")
     return written
 
 
@@ -441,7 +559,8 @@ def load_translator(args, classifier):
     if args.export_dir:
         return Translator.from_export(args.export_dir)
     return Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
-                                      args.max_pixels or MAX_PIXELS, classifier=classifier)
+                                      args.max_pixels or MAX_PIXELS, classifier=classifier,
+                                      align_faces=getattr(args, "align_faces", False))
 
 
 def parse_args(argv=None):

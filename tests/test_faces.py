@@ -12,7 +12,6 @@ from skimage import data as skdata
 from stargan_tf import data, domains, faces, serving, translate
 from stargan_tf.export import build_server
 from tests.conftest import tiny_config
-from tests.test_serving import exported  # noqa: F401  (the tiny trained export, reused)
 
 GREEN = np.array([0, 255, 0], np.uint8)
 
@@ -143,11 +142,24 @@ def test_upright_turns_like_pil_exif_transpose(orientation):
     pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     image = Image.fromarray(pixels)
     exif = image.getexif()
-    exif[faces.EXIF_ORIENTATION] = orientation
+    exif[0x0112] = orientation
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", exif=exif)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buffer.getvalue()))))
     np.testing.assert_array_equal(faces.decode_photo(buffer.getvalue()), expected)
+
+
+def test_decode_photo_reads_the_orientation_as_translate_bytes_does():
+    """One EXIF reader for every path a photo enters (preprocessing's, in the graph): an Exif segment past the
+    bounded prefix it reads is ignored by the app and --align_faces as by translate_bytes, though PIL reads it."""
+    from stargan_tf import preprocessing
+    from tests.test_serving import jpeg_with_exif_after
+
+    payload = jpeg_with_exif_after(256 * 1024)
+    assert Image.open(io.BytesIO(payload)).getexif().get(0x0112) == 6
+    assert int(preprocessing.exif_orientation(tf.constant(payload))) == 1
+    assert faces.decode_photo(payload).shape == (4, 6, 3)  # as stored, not turned
+    assert not hasattr(faces, "_UPRIGHT")
 
 
 def test_missing_mtcnn_names_the_faces_extra(monkeypatch):
@@ -238,6 +250,21 @@ def test_cli_align_faces_writes_the_full_photo_changed_only_inside_the_mask(expo
     outside = faces.paste_mask(astronaut.shape, face) == 0
     assert out.shape == (512, 512, 3)
     np.testing.assert_array_equal(out[outside], astronaut[outside])
+
+
+def test_cli_align_faces_keeps_a_jpeg_photo_as_pil_decodes_it_outside_the_mask(exported, tmp_path, astronaut):
+    """A JPEG's pixels are those of libjpeg's accurate IDCT, as PIL (and browsers) decode them; TensorFlow's default
+    fast IDCT differs by up to 17 levels on this photo, which would rewrite every pixel of the edited photo."""
+    path = tmp_path / "in" / "astronaut.jpg"
+    path.parent.mkdir()
+    Image.fromarray(astronaut).save(path, quality=95)
+    decoded = np.asarray(Image.open(path).convert("RGB"))
+    assert np.abs(tf.io.decode_jpeg(path.read_bytes()).numpy().astype(int) - decoded).max() > 2  # the fast IDCT
+    assert cli(exported[1], [path], tmp_path / "out", "--align_faces", "--set", "Blond_Hair=1") == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "astronaut.png"))
+    outside = faces.paste_mask(decoded.shape, faces.detect_faces(decoded)[0]) == 0
+    assert outside.mean() > 0.8
+    np.testing.assert_array_equal(out[outside], decoded[outside])
 
 
 def test_cli_align_faces_changes_the_face(exported, tmp_path, photo_file, astronaut, face):  # noqa: F811

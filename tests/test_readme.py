@@ -97,6 +97,22 @@ def test_translate_bytes_example(loaded, tmp_path):
     assert image.format == "PNG" and image.size == (128, 128)
 
 
+def test_edit_photo_example(tmp_path):
+    """The edit_photo body and reply, against an export with mtcnn's weights: the whole photo comes back."""
+    pytest.importorskip("mtcnn")
+    from skimage import data as skdata
+
+    from stargan_tf.face_graph import FaceDetector
+
+    path = str(tmp_path / "export" / "1")
+    server = serving.GeneratorServer(build_generator(128, 5, conv_dim=8, repeat_num=1), list(DEFAULT_ATTRS), 128,
+                                     detector=FaceDetector.from_mtcnn(), max_faces=2)
+    serving.save(server, path)
+    Image.fromarray(skdata.astronaut()).save(tmp_path / "photo.jpg")
+    image = run_example("edit_photo", tf.saved_model.load(path), tmp_path)
+    assert image.format == "PNG" and image.size == (512, 512)
+
+
 def test_serving_default_example(loaded, tmp_path):
     rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(tmp_path / "face128.png")

@@ -1,5 +1,6 @@
 """The export: signatures as served, checked in a process that never imports stargan_tf."""
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -13,27 +14,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import data, serving, translate
+from stargan_tf import data, preprocessing, serving, translate
 from stargan_tf import export as export_cli
 from stargan_tf.export import export_generator
-from stargan_tf.solver import Solver
-from tests.conftest import tiny_config
 from tests.helpers.hostile_images import WEBP_HEAD, encode, gif, noise, png_bomb, top_down_bmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, demo_dataset):
-    """A tiny model trained for 5 iterations and exported: (solver, export path)."""
-    out = tmp_path_factory.mktemp("export")
-    config = tiny_config(out, demo_dataset, num_iters=5, log_step=5, sample_step=100, model_save_step=5,
-                         use_tensorboard=False, seed=3)
-    solver = Solver(config)
-    solver.train()
-    path = export_generator(config.model_save_dir, str(out / "serving"))
-    return solver, path
 
 
 def png_bytes(image, fmt="PNG"):
@@ -172,6 +159,10 @@ IMAGE_SHAPE = r"image must have shape \(N, 32, 32, 3\); got shape\] "
     (np.zeros((32, 32, 3), np.float32), GOOD_LABEL, IMAGE_SHAPE + r"\[32 32 3\]"),
     (GOOD_IMAGE, np.full((1, 5), 2.0, np.float32), r"label values must lie in \[0, 1\]"),
     (np.zeros((2, 32, 32, 3), np.float32), GOOD_LABEL, "image and label batch sizes differ"),
+    (np.where(np.arange(32)[:, None, None] == 5, np.nan, GOOD_IMAGE).astype(np.float32), GOOD_LABEL,
+     r"image values must be finite; NaN or inf found in\] \[96\] \[values"),
+    (np.full((1, 32, 32, 3), np.inf, np.float32), GOOD_LABEL, r"NaN or inf found in\] \[3072\]"),
+    (np.full((1, 32, 32, 3), -np.inf, np.float32), GOOD_LABEL, r"NaN or inf found in\] \[3072\]"),
 ])
 def test_bad_float_inputs_raise_invalid_argument(loaded, image, label, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
@@ -190,9 +181,21 @@ def test_bytes_label_of_wrong_width_raises_invalid_argument(loaded):
                                              label=tf.constant(np.zeros((1, 6), np.float32)))
 
 
-def run_translate(*args):
+def run_translate_process(*args):
+    """The translate command in a process of its own, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "stargan_tf.translate", *args], capture_output=True, text=True,
                           cwd=ROOT, env=ENV)
+
+
+def run_translate(*args):
+    """translate's main in this process (no TensorFlow start-up per call): its exit code and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = translate.main(list(args))
+        except SystemExit as e:  # argparse's errors
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_translate_cli_on_jpeg_png_with_alpha_and_grayscale(exported, tmp_path):
@@ -202,7 +205,7 @@ def test_translate_cli_on_jpeg_png_with_alpha_and_grayscale(exported, tmp_path):
     photo(size=(80, 60)).save(inputs / "a.jpg")
     photo("RGBA", seed=1).save(inputs / "b.png")
     photo("L", seed=2).save(inputs / "c.png")
-    result = run_translate("--export_dir", os.path.dirname(path), "--input", str(inputs), "--source",
+    result = run_translate_process("--export_dir", os.path.dirname(path), "--input", str(inputs), "--source",
                            "Black_Hair=1,Male=1", "--set", "Blond_Hair=1", "--output", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     written = sorted(os.listdir(tmp_path / "out"))
@@ -379,12 +382,25 @@ def test_translate_cli_max_pixels_above_the_exports_is_refused(small_budget, tmp
                                                   "pixels; export again with export.py --max_pixels\n")
 
 
-def test_translate_cli_names_a_gif_whose_frames_exceed_the_exports_budget(small_budget, tmp_path, capsys):
-    """PIL sees one 30 x 30 frame (900 pixels); the export counts both frames (1800) and refuses."""
+def test_translate_cli_translates_a_gifs_first_frame_as_pil_shows_it(exported, small_budget, tmp_path):
+    """Two 30 x 30 frames: the export decodes the first only (900 pixels, within its budget of 1500)."""
     (tmp_path / "a.gif").write_bytes(gif([noise(30, 30, seed=1), noise(30, 30, seed=2)]))
-    code = translate_cli(small_budget, [tmp_path / "a.gif"], tmp_path / "out")
-    assert (code, capsys.readouterr().err) == (2, f"error: {tmp_path / 'a.gif'}: 30 x 30 image, 1800 pixels to "
-                                                  "decode, exceeds the budget of 1500 pixels\n")
+    assert translate_cli(small_budget, [tmp_path / "a.gif"], tmp_path / "out") == 0
+    first = serving.decode_square(tf.constant(png_bytes(Image.open(tmp_path / "a.gif").convert("RGB"))), 32)
+    expected = (exported[0].G([first.numpy()[None], GOOD_LABEL]).numpy()[0] + 1) * 127.5
+    got = np.asarray(Image.open(tmp_path / "out" / "a.png"), np.float32)
+    assert np.abs(got - expected).max() <= 0.5 + 1e-3
+
+
+def test_translate_bytes_decodes_frame_bombs_by_their_first_frame(small_loaded):
+    """20 GIFs of 21,000 1 x 1 frames (315 kB each) in one request: each is its first frame, 1 pixel of the
+    export's budget of 1,500 (all frames would be 21,000)."""
+    frame = b"\x2c" + bytes(4) + b"\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00"
+    bomb = b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + b"\x00" * 3 + b"\xff" * 3 + frame * 21_000 + b";"
+    assert len(bomb) == 315_020
+    pngs = small_loaded.signatures["translate_bytes"](image_bytes=tf.constant([bomb] * 20),
+                                                      label=tf.constant(np.zeros((20, 5), np.float32)))["image_bytes"]
+    assert len(set(pngs.numpy())) == 1 and Image.open(io.BytesIO(pngs.numpy()[0])).size == (32, 32)
 
 
 def test_output_names_are_distinct_and_follow_input_order():
@@ -436,3 +452,141 @@ def test_translate_cli_never_replaces_an_input(exported, tmp_path, capsys):
     code = translate_cli(exported[1], [tmp_path / "p.png"], tmp_path, "--overwrite")
     assert (code, capsys.readouterr().err) == (2, f"error: {tmp_path / 'p.png'} is also an input; choose another "
                                                   "--output\n")
+
+
+def test_translate_cli_skips_a_fifo_in_an_input_folder_naming_it(tmp_path, capsys):
+    """Reading a FIFO waits for a writer forever; a device or a broken link is no photo either."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    noise(40, 40).save(folder / "a.png")
+    os.mkfifo(folder / "b.jpg")
+    os.symlink("/dev/null", folder / "c.png")
+    os.symlink(tmp_path / "gone.png", folder / "d.png")
+    assert translate.collect_inputs([str(folder)]) == [str(folder / "a.png")]
+    assert capsys.readouterr().err == (f"--input {folder}: skipped 3 entries that are not regular files: "
+                                       f"{folder / 'b.jpg'} (a FIFO), {folder / 'c.png'} (a character device), "
+                                       f"{folder / 'd.png'} (a broken link)\n")
+    with pytest.raises(FileNotFoundError, match=r"--input \S+b.jpg: a FIFO, expected an image file or a folder"):
+        translate.collect_inputs([str(folder / "b.jpg")])
+
+
+def exif_jpeg(orientation):
+    """A 60 x 40 JPEG, dark left and bright right, whose EXIF orientation says how to turn it for showing."""
+    pixels = np.asarray(noise(60, 40, seed=5), np.uint8) // 4
+    pixels[:, 30:] += 180
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(Image.fromarray(pixels), "JPEG", quality=95, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("orientation", [6, 3])
+def test_translate_cli_centre_square_follows_exif_orientation(exported, tmp_path, orientation):
+    """The square translated is the photo's centre as shown (PIL's exif_transpose), as the app and --align_faces."""
+    from PIL import ImageOps
+
+    solver, path = exported
+    (tmp_path / "p.jpg").write_bytes(exif_jpeg(orientation))
+    assert translate_cli(path, [tmp_path / "p.jpg"], tmp_path / "out") == 0
+    got = np.asarray(Image.open(tmp_path / "out" / "p.png"), np.float32)
+
+    def translated(image):
+        square = png_bytes(ImageOps.fit(image, (40, 40), method=Image.Resampling.NEAREST))
+        x = serving.decode_square(tf.constant(square), 32).numpy()[None]
+        return (solver.G([x, GOOD_LABEL]).numpy()[0] + 1) * 127.5
+
+    shown = ImageOps.exif_transpose(Image.open(tmp_path / "p.jpg"))
+    stored = Image.open(tmp_path / "p.jpg").convert("RGB")
+    assert np.abs(got - translated(shown)).max() <= 1.5  # PNG rounding, libjpeg versions
+    assert np.abs(got - translated(stored)).mean() > 3  # the photo as stored would read differently
+
+
+class ServerWithoutOrientation(serving.GeneratorServer):
+    """translate_bytes as exports had it before it read the EXIF orientation."""
+
+    def _decode_all(self, image_bytes):
+        def square(payload):
+            image = preprocessing.decode_image(payload, None, max_pixels=self.max_pixels)
+            return preprocessing.preprocess(image, None, self.image_size)
+
+        return tf.map_fn(square, image_bytes, fn_output_signature=tf.TensorSpec([32, 32, 3], tf.float32))
+
+
+def test_translate_cli_turns_photos_upright_for_exports_older_than_the_orientation(exported, tmp_path):
+    """The CLI sends such an export the photo's centre square as shown: as if the upright photo had been given."""
+    from PIL import ImageOps
+
+    solver, _ = exported
+    serving.save(ServerWithoutOrientation(solver.G, ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"], 32),
+                 str(tmp_path / "old"))
+    (tmp_path / "turned.jpg").write_bytes(exif_jpeg(6))
+    ImageOps.exif_transpose(Image.open(tmp_path / "turned.jpg")).save(tmp_path / "shown.png")
+    inputs = [tmp_path / "turned.jpg", tmp_path / "shown.png"]
+    assert translate_cli(str(tmp_path / "old"), inputs, tmp_path / "out") == 0
+    turned, shown = [np.asarray(Image.open(tmp_path / "out" / f), np.float32) for f in ("turned.png", "shown.png")]
+    assert np.abs(turned - shown).max() <= 1.0
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_exif_orientation_is_read_in_graph_as_pil_reads_it(fmt, endian):
+    got, expected = [], []
+    for orientation in [None, *range(1, 10)]:
+        exif = Image.Exif()
+        exif[0x010F] = "maker"  # a tag before the orientation in IFD0
+        if orientation is not None:
+            exif[0x0112] = orientation
+        exif.endian = endian
+        payload = encode(noise(6, 4), fmt, exif=exif.tobytes())
+        got.append(int(serving.exif_orientation(tf.constant(payload))))
+        expected.append(Image.open(io.BytesIO(payload)).getexif().get(0x0112, 1))
+    assert expected == [1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert got == [1, 1, 2, 3, 4, 5, 6, 7, 8, 1]  # 9 is no orientation: as shown unturned
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_translate_bytes_turns_the_photo_upright_by_its_exif_orientation(loaded, orientation):
+    """The JPEG as stored, with its orientation tag, against the photo as shown (PIL's exif_transpose) as a PNG."""
+    from PIL import ImageOps
+
+    payload = exif_jpeg(orientation)
+    shown = png_bytes(ImageOps.exif_transpose(Image.open(io.BytesIO(payload))))
+    pngs = loaded.signatures["translate_bytes"](image_bytes=tf.constant([payload, shown]),
+                                                label=tf.constant(np.zeros((2, 5), np.float32)))["image_bytes"]
+    turned, upright = [np.asarray(Image.open(io.BytesIO(p)), np.float32) for p in pngs.numpy()]
+    assert np.abs(turned - upright).max() <= 1.0
+
+
+def jpeg_with_exif_after(padding, orientation=6):
+    """A JPEG whose APP1 Exif segment (orientation 6) follows `padding` bytes of COM segments after the SOI."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = encode(noise(6, 4), "JPEG", exif=exif.tobytes())
+    comments = b""
+    while len(comments) < padding:
+        size = min(65533, padding - len(comments) - 4)
+        comments += b"\xff\xfe" + (size + 2).to_bytes(2, "big") + b"c" * size
+    return payload[:2] + comments + payload[2:]
+
+
+def test_exif_orientation_reads_only_a_bounded_prefix():
+    """The orientation is looked for in the first EXIF_PREFIX bytes only, so its work does not grow with the upload:
+    an Exif segment starting after them is ignored (PIL would read it), one just before them is read."""
+    bound = preprocessing.EXIF_PREFIX if hasattr(preprocessing, "EXIF_PREFIX") else 256 * 1024
+    after, before = jpeg_with_exif_after(bound), jpeg_with_exif_after(bound - 1024)
+    assert [Image.open(io.BytesIO(p)).getexif().get(0x0112) for p in (after, before)] == [6, 6]
+    assert int(serving.exif_orientation(tf.constant(after))) == 1
+    assert int(serving.exif_orientation(tf.constant(before))) == 6
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_centre_square_of_an_odd_margin_is_taken_from_the_photo_as_shown(orientation):
+    """61 x 40: the margin of 21 columns is split 10 / 11, so the square of the photo as shown (PIL's
+    exif_transpose, then the centre crop) is not the stored photo's square turned for orientations 2, 3, 7 and 8."""
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = encode(noise(61, 40, seed=3), "PNG", exif=exif.tobytes())
+    shown = png_bytes(ImageOps.exif_transpose(Image.open(io.BytesIO(payload))))
+    np.testing.assert_array_equal(serving.decode_square(tf.constant(payload), 40).numpy(),
+                                  serving.decode_square(tf.constant(shown), 40).numpy())
