@@ -10,11 +10,18 @@ attribute: an exclusive group (hair colours, a folder dataset's classes) is one 
 slider. They start from the photo's own attributes when the export has the classify signature (export.py
 --include_classifier; a checkpoint directory has D anyway); only the controls you move change each face's own.
 The page listens on 127.0.0.1 only, unless --share asks Gradio for a public link. Requests are queued, one at a
-time. The logic is in plain functions (Editor, controls_for, label_for); build_page is only the layout.
+time. A photo larger than WORK_SIDE pixels a side is scaled down to a working copy, the one shown, edited and
+downloaded; the app keeps the MAX_OPEN_PHOTOS most recently used photos (an older one must be uploaded again) and
+the files of its last KEPT_RESULTS requests. The page shows files the app wrote once and never rewrites.
+With an export made with --include_faces (or a checkpoint directory), finding, aligning, translating and pasting
+back the faces is the export's edit_photo graph (edit_photo_auto when it has the classifier), the one TF Serving and
+translate --align_faces run, on the working copy; older exports use the eager path (mtcnn in Python).
+The logic is in plain functions (Editor, controls_for, label_for); build_page is only the layout.
 """
 
 import argparse
 import atexit
+import collections
 import dataclasses
 import os
 import shutil
@@ -23,17 +30,24 @@ import sys
 import tempfile
 import threading
 import traceback
+import uuid
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from stargan_tf import faces, images, preprocessing, translate
 from stargan_tf.cli import fail, reason
+from stargan_tf.files import write_atomic
 
 NONE = "none"
 DEFAULT_PORT = 7860
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads; the pixel budget then guards decoding
 SLIDER_STEP = 0.05
+WORK_SIDE = 1600  # the working copy's longer side at most: 1600 x 1200 x 3 = 5.8 MB kept per open photo
+MAX_OPEN_PHOTOS = 16  # open photos kept (least recently used first out): about 92 MB at most
+KEPT_RESULTS = 16  # requests whose files stay in out_dir; Gradio has copied them into its cache by then
+MAX_SESSIONS = 256  # Gradio sessions kept (each holds only its photo's key)
 APP_HINT = 'pip install "stargan-tf[app]"'
 
 
@@ -124,34 +138,49 @@ def face_values(values, start, own):
 
 @dataclasses.dataclass
 class Photo:
-    """An opened upload: the upright photo, its faces (none: the centre square is used), the model's input square of
-    each, each one's own control values, and what the page says about it."""
+    """An opened upload: the upright working copy, its faces (none: the centre square is used), the model's input
+    square of each as PNG bytes, each one's own control values, and what the page says about it."""
 
     name: str
-    pixels: np.ndarray
+    pixels: np.ndarray  # the working copy: uint8, at most WORK_SIDE a side
     faces: list
-    crops: np.ndarray  # uint8 (N, c, c, 3)
-    payloads: list  # the crops as PNG bytes, encoded once for every edit's model call
+    payloads: list  # the crops as PNG bytes, encoded once for every edit's model call and the page's gallery
     own: list  # per crop: control values (predicted by classify, else the controls' defaults)
     note: str
+    png: bytes | None = None  # the working copy as PNG, when edit_photo edits it (None: the eager path)
 
 
 @dataclasses.dataclass
 class View:
     """What the page shows after a request: always a message; after a successful one the photo and the result
-    (uint8) with its PNG file, and after an upload the values the controls start from."""
+    (uint8) with its PNG file, and after an upload the values the controls start from, the photo's key in the
+    editor (`token`) and the PNG files of the working copy (`original`) and of the crops."""
 
     message: str
     photo: Photo | None = None
     result: np.ndarray | None = None
     png: str | None = None
     values: list | None = None
+    token: str | None = None
+    original: str | None = None
+    crops: list | None = None
+
+
+def working_copy(pixels, side=WORK_SIDE):
+    """`pixels` scaled down (Lanczos) so that neither side exceeds `side`; smaller photos as they are."""
+    height, width = pixels.shape[:2]
+    if max(height, width) <= side:
+        return pixels
+    factor = side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
 class Editor:
     """Opens uploads and renders edits with one Translator; a lock keeps one model call at a time."""
 
-    def __init__(self, translator, align_faces=True, max_pixels=None, out_dir=None):
+    def __init__(self, translator, align_faces=True, max_pixels=None, out_dir=None, work_side=WORK_SIDE,
+                 max_photos=MAX_OPEN_PHOTOS, kept_results=KEPT_RESULTS):
         self.translator = translator
         self.layout = translator.layout
         self.controls = controls_for(self.layout)
@@ -159,6 +188,10 @@ class Editor:
         self.align_faces = align_faces
         self.lock = threading.Lock()
         self.out_dir = out_dir or tempfile.mkdtemp(prefix="stargan-app-")
+        self.work_side, self.max_photos, self.kept_results = work_side, max_photos, kept_results
+        self.photos = collections.OrderedDict()  # token -> Photo, least recently used first
+        self.folders = collections.deque()  # out_dir's request folders, oldest first
+        self.keep_lock = threading.Lock()
 
     @property
     def defaults(self):
@@ -174,7 +207,13 @@ class Editor:
             raise PhotoError(str(e)) from None
         except tf.errors.InvalidArgumentError as e:  # what the header check cannot see, e.g. a GIF's frames
             raise PhotoError(f"{name}: {reason(e)}") from None
+        (height, width), pixels = pixels.shape[:2], working_copy(pixels, self.work_side)
+        if self.in_graph:
+            return self._open_in_graph(pixels, (height, width), name)
         found, note = self._faces(pixels, name)
+        if pixels.shape[:2] != (height, width):
+            note += (f" Edited at {pixels.shape[1]} x {pixels.shape[0]}: the photo's {width} x {height} is scaled "
+                     f"down to at most {self.work_side} pixels a side.")
         if found:
             crops = faces.training_crops(pixels, found, self.translator.crop_size)
         else:
@@ -189,7 +228,76 @@ class Editor:
             own = [self.defaults] * len(crops)
             note += (" This export has no classify signature, so the controls start at 0; export with "
                      "--include_classifier to start from the photo's own attributes.")
-        return Photo(name, pixels, found, crops, payloads, own, note)
+        return Photo(name, pixels, found, payloads, own, note)
+
+    @property
+    def in_graph(self):
+        """Whether faces are edited by the edit_photo graph: alignment on, the signature there, and each face's own
+        attributes predicted in the graph too when the controls start from them."""
+        translator = self.translator
+        return self.align_faces and translator.can_edit_photo and (
+            translator.can_edit_photo_auto or not translator.can_classify)
+
+    def _edit_in_graph(self, photo_png, label, chosen):
+        """edit_photo's outputs for the working copy (edit_photo_auto's with `chosen` when the export has it)."""
+        with self.lock:
+            return self.translator.edit_photo(photo_png, label, chosen if self.translator.can_edit_photo_auto else None)
+
+    def _open_in_graph(self, pixels, size, name):
+        """open() through edit_photo: its faces (found in the graph), their crops for the page and own values."""
+        png = tf.io.encode_png(pixels).numpy()
+        zeros = np.zeros(self.layout.dim, np.float32)
+        out = self._edit_in_graph(png, zeros, zeros)  # nothing set: each face at its own attributes
+        count, edited = int(out["num_faces"]), int(out["num_edited"])
+        found = [faces.Face(out["landmarks"][i].astype(np.float64), float(out["scores"][i]),
+                            tuple(out["boxes"][i].tolist())) for i in range(edited)]
+        if found:
+            crops = faces.training_crops(pixels, found, self.translator.crop_size)
+            many = "s" if count > 1 else ""
+            beyond = f"; the {edited} best are edited" if edited < count else ""
+            note = f"{count} face{many} found, aligned like CelebA and pasted back{beyond}."
+        else:
+            crops = preprocessing.center_crop(tf.constant(pixels)).numpy()[None]
+            note = (f"No face found in {name} (mtcnn confidence >= {faces.MIN_CONFIDENCE:g}): the centre square is "
+                    "translated instead.")
+        if pixels.shape[:2] != size:
+            note += (f" Edited at {pixels.shape[1]} x {pixels.shape[0]}: the photo's {size[1]} x {size[0]} is scaled "
+                     f"down to at most {self.work_side} pixels a side.")
+        payloads = translate.png_payloads(crops)
+        if found and self.translator.can_classify:
+            own = [values_from(self.layout, self.controls, row) for row in out["own"][:edited]]
+            note += " The controls start from its own attributes (D's classifier)."
+        elif self.translator.can_classify:
+            with self.lock:
+                own = [values_from(self.layout, self.controls, self.translator.classify(payloads)[0])]
+            note += " The controls start from its own attributes (D's classifier)."
+        else:
+            own = [self.defaults] * len(crops)
+            note += (" This export has no classify signature, so the controls start at 0; export with "
+                     "--include_classifier to start from the photo's own attributes.")
+        return Photo(name, pixels, found, payloads, own, note, png if found else None)
+
+    def keep(self, photo):
+        """Keep `photo` open for edits: its key; beyond max_photos the least recently used photo is closed."""
+        token = uuid.uuid4().hex
+        with self.keep_lock:
+            self.photos[token] = photo
+            while len(self.photos) > self.max_photos:
+                self.photos.popitem(last=False)
+        return token
+
+    def recall(self, token):
+        """The open photo under `token`, or None when there is none (closed, or never uploaded)."""
+        with self.keep_lock:
+            photo = self.photos.get(token)
+            if photo is not None:
+                self.photos.move_to_end(token)
+            return photo
+
+    def close(self, token):
+        """Forget the photo under `token` (a new upload, a closed tab); None or an unknown key is ignored."""
+        with self.keep_lock:
+            self.photos.pop(token, None)
 
     def _faces(self, pixels, name):
         """(faces, note): every face when alignment is on and the faces extra is installed, else none."""
@@ -210,6 +318,15 @@ class Editor:
     def render(self, photo, values, dataset=None):
         """uint8: the photo with every face translated to the controls' `values` and pasted back, or its centre
         square translated (at the model's size) when it has no face."""
+        if photo.png is not None:
+            layout = self.layout
+            label = label_for(layout, self.controls, values, dataset)[0]
+            moved = [(c.dataset, n) for c, v, s in zip(self.controls, values, photo.own[0], strict=True) if v != s
+                     for n in c.names]
+            chosen = np.zeros(layout.dim, np.float32)
+            chosen[[layout.offset(d) + layout.spec(d).index(n) for d, n in moved]] = 1.0
+            out = self._edit_in_graph(photo.png, label, chosen)
+            return tf.io.decode_png(out["image_bytes"], channels=3).numpy()
         labels = np.concatenate([label_for(self.layout, self.controls, face_values(values, photo.own[0], own), dataset)
                                  for own in photo.own])
         with self.lock:
@@ -218,11 +335,30 @@ class Editor:
             return faces.paste_back(photo.pixels, photo.faces, out, self.translator.crop_size)
         return out[0]
 
-    def save(self, result, name):
-        """The result as a PNG file for the download link: `<stem>-stargan.png` in a folder of its own."""
+    def folder(self):
+        """A new folder in out_dir for one request's files; beyond kept_results the oldest is removed (Gradio
+        copied its files into its own cache when that request ended)."""
         folder = tempfile.mkdtemp(dir=self.out_dir)
-        return images.save_png(os.path.join(folder, os.path.splitext(os.path.basename(name))[0] + "-stargan.png"),
-                               result)
+        with self.keep_lock:
+            self.folders.append(folder)
+            old = [self.folders.popleft() for _ in range(len(self.folders) - self.kept_results)]
+        for path in old:
+            shutil.rmtree(path, ignore_errors=True)
+        return folder
+
+    def save(self, result, name, folder=None):
+        """The result as a PNG file for the page and its download link: `<stem>-stargan.png`, written once in a
+        folder of its own (never rewritten under a reader)."""
+        return images.save_png(os.path.join(folder or self.folder(), stem(name) + "-stargan.png"), result)
+
+    def save_photo(self, photo, folder):
+        """(working copy, [crops]) as PNG files in `folder` for the page."""
+        original = images.save_png(os.path.join(folder, stem(photo.name) + ".png"), photo.pixels)
+        crops = []
+        for i, payload in enumerate(photo.payloads):
+            crops.append(os.path.join(folder, f"{stem(photo.name)}-crop{i + 1}.png"))
+            write_atomic(crops[-1], payload)
+        return original, crops
 
     def describe(self, values, dataset=None):
         chosen = [c.describe(v) for c, v in zip(self.controls, values, strict=True)
@@ -234,9 +370,19 @@ class Editor:
         def run():
             photo = self.open(payload, name)
             result = self.render(photo, photo.own[0])
+            folder = self.folder()
+            original, crops = self.save_photo(photo, folder)
             return View(f"{photo.name}: {photo.note} Now: {self.describe(photo.own[0])}.", photo, result,
-                        self.save(result, photo.name), photo.own[0])
+                        self.save(result, photo.name, folder), photo.own[0], self.keep(photo), original, crops)
         return self._guarded(run)
+
+    def edit_kept(self, token, values, dataset=None):
+        """`edit` of the open photo under `token` (the page's session state), or a message saying why not."""
+        photo = self.recall(token)
+        if photo is None and token is not None:
+            return View(f"The photo was closed to make room for newer ones (the app keeps the {self.max_photos} "
+                        "most recently used): upload it again.")
+        return self.edit(photo, values, dataset)
 
     def edit(self, photo, values, dataset=None):
         """The open photo translated to the controls' `values`, or a message saying why not."""
@@ -261,6 +407,11 @@ class Editor:
             return View(f"Something went wrong ({type(e).__name__}: {e}); the server's log has the details.")
 
 
+def stem(name):
+    """The file name without its folder and extension."""
+    return os.path.splitext(os.path.basename(name))[0]
+
+
 THEME_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # local fonts: the page loads nothing from elsewhere
 
 
@@ -273,7 +424,7 @@ def build_page(editor):
     with gr.Blocks(title="StarGAN: edit your own photos", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as page:
         gr.Markdown("## StarGAN: edit your own photos\nUpload or drop a photo, then move a control.")
-        photo = gr.State(None)
+        photo = gr.State(None, delete_callback=editor.close)  # the key of the session's open photo in the editor
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(label="Photo (JPEG, PNG, GIF or BMP)", type="filepath", elem_id="upload")
@@ -293,7 +444,8 @@ def build_page(editor):
                                    elem_id="crops")
                 download = gr.File(label="Download the result (PNG)", interactive=False, elem_id="download")
 
-        def on_upload(path):
+        def on_upload(path, previous):
+            editor.close(previous)
             if not path:
                 return {message: "Upload a photo."}
             with open(path, "rb") as f:
@@ -301,18 +453,18 @@ def build_page(editor):
             if view.photo is None:
                 return {photo: None, message: view.message, original: None, crops: None, result: None,
                         download: None}
-            return {photo: view.photo, message: view.message, original: view.photo.pixels,
-                    crops: list(view.photo.crops), result: view.result, download: view.png,
-                    **dict(zip(widgets, view.values, strict=True))}
+            return {photo: view.token, message: view.message, original: view.original, crops: view.crops,
+                    result: view.png, download: view.png, **dict(zip(widgets, view.values, strict=True))}
 
-        def on_edit(current, chosen, *values):
-            view = editor.edit(current, list(values), chosen)
+        def on_edit(token, chosen, *values):
+            view = editor.edit_kept(token, list(values), chosen)
             if view.result is None:
                 return {message: view.message}
-            return {message: view.message, result: view.result, download: view.png}
+            return {message: view.message, result: view.png, download: view.png}
 
         shared = dict(concurrency_limit=1, concurrency_id="model", trigger_mode="always_last")
-        upload.upload(on_upload, [upload], [photo, message, original, crops, result, download, *widgets], **shared)
+        upload.upload(on_upload, [upload, photo], [photo, message, original, crops, result, download, *widgets],
+                      **shared)
         edit_inputs, edit_outputs = [photo, dataset, *widgets], [message, result, download]
         for control, widget in zip(controls, widgets, strict=True):
             (widget.input if control.choice else widget.release)(on_edit, edit_inputs, edit_outputs, **shared)
@@ -349,7 +501,7 @@ def main(argv=None):
     page.queue(default_concurrency_limit=1, max_size=32)
     theme = gr.themes.Default(font=THEME_FONTS, font_mono=["ui-monospace", "monospace"])
     page.launch(server_name="127.0.0.1", server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD,
-                theme=theme, ssr_mode=False, footer_links=[])
+                theme=theme, ssr_mode=False, footer_links=[], state_session_capacity=MAX_SESSIONS)
     return 0
 
 

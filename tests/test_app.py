@@ -3,13 +3,8 @@
 import concurrent.futures
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -18,10 +13,10 @@ from skimage import data as skdata
 
 from stargan_tf import app, domains, faces, translate
 from tests.conftest import tiny_config
+from tests.helpers import app_memory
 from tests.helpers.hostile_images import png_bomb
-from tests.test_classify import classifier_export, d_probabilities, exported, png_bytes  # noqa: F401
+from tests.test_classify import d_probabilities, png_bytes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 CELEBA = domains.LabelLayout((("CelebA", domains.attribute_spec(ATTRS)),))
 BOTH = domains.LabelLayout((("CelebA", domains.attribute_spec(ATTRS)), ("RaFD", domains.class_spec(["happy", "sad"]))))
@@ -186,6 +181,30 @@ def test_two_concurrent_edits_both_finish_each_model_call_under_the_lock(editor,
     np.testing.assert_array_equal(results[1], expected)
 
 
+def test_a_12_megapixel_photo_is_kept_as_a_small_working_copy(editor):
+    """Issue 20: the session held the full 4000 x 3000 photo (36 MB) and its crops; now 1600 x 1200 (5.8 MB)."""
+    view = editor.upload(app_memory.twelve_megapixels(), "big.jpg")
+    held = view.photo.pixels.nbytes + sum(len(p) for p in view.photo.payloads)
+    assert (view.photo.pixels.shape, view.result.shape, held < 6_000_000) == ((1200, 1600, 3), (1200, 1600, 3), True)
+    assert "Edited at 1600 x 1200: the photo's 4000 x 3000 is scaled down to at most 1600 pixels a side." in \
+        view.message
+    assert np.asarray(Image.open(view.original)).shape == (1200, 1600, 3)
+
+
+def test_open_photos_and_result_folders_are_capped(editor, astronaut_png, tmp_path):
+    """With room for 2 photos and 2 requests' files, a third upload closes the first photo and removes its files;
+    a closed tab (or a new upload in it) closes its photo."""
+    capped = app.Editor(editor.translator, align_faces=False, out_dir=str(tmp_path), max_photos=2, kept_results=2)
+    views = [capped.upload(astronaut_png, f"photo{i}.png") for i in range(3)]
+    assert (len(capped.photos), len(os.listdir(tmp_path))) == (2, 2)
+    assert capped.edit_kept(views[0].token, capped.defaults).message == (
+        "The photo was closed to make room for newer ones (the app keeps the 2 most recently used): upload it again.")
+    assert capped.edit_kept(views[2].token, capped.defaults).result.shape == (32, 32, 3)
+    assert capped.edit_kept(None, capped.defaults).message == "Upload a photo first."
+    capped.close(views[2].token)
+    assert list(capped.photos) == [views[1].token]
+
+
 def test_every_model_event_shares_one_queue_slot(editor):
     page = app.build_page(editor)
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in page.fns.values()} == {("model", 1)}
@@ -212,40 +231,14 @@ def test_main_without_gradio_names_the_app_extra(monkeypatch, capsys):
 CHROMIUM = shutil.which("chromium")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(classifier_export, tmp_path_factory):  # noqa: F811
     """The app in its own process on a free port: its URL."""
-    folder = tmp_path_factory.mktemp("app")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
-        "TF_CPP_MIN_LOG_LEVEL": "2", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(folder / "gradio"),
-        "TMPDIR": str(folder)}
-    log = open(folder / "app.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "stargan_tf.app", "--export_dir", classifier_export, "--port",
-                                str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(600):  # up to about 5 minutes on a busy 2-core machine
-            if process.poll() is not None:
-                pytest.fail(f"the app exited with {process.returncode}: {(folder / 'app.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the app did not answer at {url}: {(folder / 'app.log').read_text()[-3000:]}")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
+        with app_memory.running_app(classifier_export, tmp_path_factory.mktemp("app")) as (url, _):
+            yield url
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -356,3 +349,22 @@ def test_browser_bad_upload_shows_a_message(server, browser, tmp_path, name, pay
     page.close()
     assert (shown.startswith(expected), "Traceback" in text) == (True, False)
 
+
+def test_identical_uploads_get_files_of_their_own_never_rewritten(editor, astronaut_png):
+    """Issue 20: Gradio rewrote an identical image in place under a reader (a truncated response among parallel
+    uploads). Every request now writes its images into a folder of its own, and later requests leave the earlier
+    files as they are (inode, size, modification time), so Gradio's copy of them is always whole."""
+    def shown(view):
+        return [view.png, view.original, *view.crops]
+
+    def stats(paths):
+        return [(os.stat(p).st_ino, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+
+    first = editor.upload(astronaut_png, "same.png")
+    before = stats(shown(first))
+    second = editor.upload(astronaut_png, "same.png")
+    edited = editor.edit_kept(first.token, editor.defaults)
+    assert len(first.crops) == 1 and len(shown(second)) == 3
+    assert set(shown(first)).isdisjoint(shown(second) + [edited.png])
+    assert len({os.path.dirname(p) for p in [first.png, second.png, edited.png]}) == 3
+    assert stats(shown(first)) == before
