@@ -3,9 +3,10 @@
   GPU, compute capability >= 8.0 (A100, H100, RTX 30xx+): bfloat16, XLA
   older GPU with tensor cores (V100, T4, RTX 20xx):         float16 with loss scaling, XLA
   CPU with AVX-512 BF16 or AMX:                             bfloat16, no XLA (XLA's bfloat16 kernels were slower)
-  other CPUs (AVX2, AVX-512 without BF16):                  float32, XLA for runs of XLA_MIN_ITERS iterations or more
-                                                            (faster per step in float32 on every CPU measured, but
-                                                            compiling the steps takes a minute or more)
+  CPU with AVX-512 but no BF16:                             float32, no XLA (oneDNN's AVX-512 kernels were faster)
+  other CPUs (AVX2 only):                                   float32, XLA for runs of XLA_MIN_ITERS iterations or more
+                                                            (faster per step there, but compiling the steps takes
+                                                            half a minute or more)
 
 `describe` says which was chosen and why, for the line training prints at its start.
 """
@@ -66,9 +67,11 @@ def _jit_and_reason(choice, precision, num_iters):
         return True, "auto: on for GPUs"
     if precision != "off":
         return False, f"auto: {precision} on a CPU, where XLA was slower"
+    if "avx512f" in cpu_flags():
+        return False, "auto: float32 on a CPU with AVX-512, where oneDNN's kernels were faster than XLA's"
     if num_iters < XLA_MIN_ITERS:
         return False, f"auto: a run of {num_iters} iterations, too short to repay XLA's compilation"
-    return True, "auto: float32 on a CPU, where XLA's kernels were faster"
+    return True, "auto: float32 on a CPU without AVX-512, where XLA's kernels were faster"
 
 
 def resolve_jit(choice="auto", precision="off", num_iters=XLA_MIN_ITERS):

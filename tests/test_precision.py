@@ -75,12 +75,15 @@ def test_auto_precision_follows_hardware(monkeypatch, flags, capability, expecte
 
 
 
-@pytest.mark.parametrize("capability,precision,num_iters,expected", [
-    (None, "off", 200000, True), (None, "bf16", 200000, False), (None, "off", 999, False),
-    ((9, 0), "bf16", 10, True), ((7, 0), "fp16", 200000, True),
+@pytest.mark.parametrize("capability,flags,precision,num_iters,expected", [
+    (None, {"avx2"}, "off", 200000, True), (None, {"avx2", "avx512f"}, "off", 200000, False),
+    (None, {"avx512f", "avx512_bf16"}, "bf16", 200000, False), (None, {"avx2"}, "off", 999, False),
+    ((9, 0), set(), "bf16", 10, True), ((7, 0), set(), "fp16", 200000, True),
 ])
-def test_auto_xla_follows_hardware_precision_and_run_length(monkeypatch, capability, precision, num_iters, expected):
+def test_auto_xla_follows_hardware_precision_and_run_length(monkeypatch, capability, flags, precision, num_iters,
+                                                             expected):
     monkeypatch.setattr(hardware, "gpu_compute_capability", lambda: capability)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
     for auto in ("auto", None):  # None: what older config.json files hold
         assert hardware.resolve_jit(auto, precision, num_iters) is expected
     assert hardware.resolve_jit(not expected, precision, num_iters) is (not expected)  # a given value wins
@@ -91,7 +94,7 @@ def test_the_speed_line_says_what_was_chosen_and_why(monkeypatch):
     monkeypatch.setattr(hardware, "gpu_compute_capability", lambda: None)
     assert hardware.describe("auto", "auto", 4000) == (
         "precision off (auto: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so float32); "
-        "XLA on (auto: float32 on a CPU, where XLA's kernels were faster)")
+        "XLA on (auto: float32 on a CPU without AVX-512, where XLA's kernels were faster)")
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert hardware.describe("auto", False, 4000) == ("precision bf16 (auto: this CPU has avx512_bf16); "
                                                       "XLA off (as given)")
