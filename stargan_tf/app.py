@@ -484,6 +484,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def load_editor(args):
+    """The Editor of the model the options pick; from a checkpoint folder with the edit_photo graph an export made with
+    --include_faces has, when faces are aligned and the faces extra is installed."""
+    in_graph = not args.no_align_faces and faces.extra_installed()
+    return Editor(translate.load_translator(args, classifier=True, align_faces=in_graph), not args.no_align_faces,
+                  args.max_pixels)
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -492,7 +500,7 @@ def main(argv=None):
     except ImportError:
         return fail(f"the app needs Gradio; install the app extra: {APP_HINT}")
     try:
-        editor = Editor(translate.load_translator(args, classifier=True), not args.no_align_faces, args.max_pixels)
+        editor = load_editor(args)
     except (ValueError, FileNotFoundError) as e:
         return fail(e)
     atexit.register(shutil.rmtree, editor.out_dir, True)

@@ -316,8 +316,16 @@ def align(pixels, matrix):
         to_small = to_small @ tf.linalg.diag(tf.stack([sx, sy, tf.ones([], tf.float64)]))
         return warp(source, to_small @ to_photo, faces.ALIGNED_HEIGHT, faces.ALIGNED_WIDTH, "REFLECT")
 
-    out = tf.cond((scale > faces.SHRINK_ABOVE) & (x1 > x0) & (y1 > y0), shrunk,
-                  lambda: warp(pixels, to_photo, faces.ALIGNED_HEIGHT, faces.ALIGNED_WIDTH, "REFLECT"))
+    def region():  # only what the frame samples, never a float copy of the whole photo: faces.align
+        rx0, ry0, rx1, ry1 = _bounds(to_photo, -0.5, -0.5, faces.ALIGNED_WIDTH - 0.5, faces.ALIGNED_HEIGHT - 0.5,
+                                     width, height, 2 * scale + 2)
+        inside = (rx1 > rx0) & (ry1 > ry0)
+        rx0, ry0 = tf.where(inside, rx0, 0), tf.where(inside, ry0, 0)
+        rx1, ry1 = tf.where(inside, rx1, width), tf.where(inside, ry1, height)
+        return warp(pixels[ry0:ry1, rx0:rx1], _shift(-rx0, -ry0) @ to_photo, faces.ALIGNED_HEIGHT,
+                    faces.ALIGNED_WIDTH, "REFLECT")
+
+    out = tf.cond((scale > faces.SHRINK_ABOVE) & (x1 > x0) & (y1 > y0), shrunk, region)
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
@@ -326,7 +334,7 @@ def training_crops(pixels, matrices, crop_size=faces.DEFAULT_CROP_SIZE):
     model's training crop (preprocessing.center_crop's square). faces.training_crops."""
     size = faces.crop_box(crop_size)[2]
     return tf.map_fn(lambda m: preprocessing.center_crop(align(pixels, m), int(crop_size)), matrices,
-                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=1)
 
 
 def paste_back(pixels, matrices, translated, crop_size=faces.DEFAULT_CROP_SIZE, feather=faces.FEATHER):

@@ -14,6 +14,7 @@ where the mask is 0 keeps its bytes.
 import dataclasses
 import functools
 import importlib.resources
+import importlib.util
 
 import numpy as np
 import tensorflow as tf
@@ -105,16 +106,23 @@ def align(pixels, face):
     to_photo = np.linalg.inv(face.matrix)
     source, to_source = pixels, to_photo
     scale = np.sqrt(abs(np.linalg.det(to_photo[:2, :2])))  # photo pixels per aligned pixel
-    if scale > SHRINK_ABOVE:
-        height, width = pixels.shape[:2]
+    height, width = pixels.shape[:2]
+    x0, y0, x1, y1 = _bounds(to_photo, -0.5, -0.5, ALIGNED_WIDTH - 0.5, ALIGNED_HEIGHT - 0.5, width, height,
+                             2 * scale)
+    if scale > SHRINK_ABOVE and x1 > x0 and y1 > y0:
+        h, w = max(1, round((y1 - y0) / scale)), max(1, round((x1 - x0) / scale))
+        source = tf.image.resize(pixels[y0:y1, x0:x1], [h, w], method="bilinear", antialias=True)
+        sx, sy = w / (x1 - x0), h / (y1 - y0)  # half-pixel centres: x_small = (x - x0 + 0.5) * sx - 0.5
+        to_small = np.array([[sx, 0.0, (0.5 - x0) * sx - 0.5], [0.0, sy, (0.5 - y0) * sy - 0.5], [0, 0, 1.0]])
+        to_source = to_small @ to_photo
+    else:
+        # Only the region the frame samples (and the bilinear neighbours) is warped, never a float copy of the whole
+        # photo; where the region meets the photo's edge the mirror is the photo's own.
         x0, y0, x1, y1 = _bounds(to_photo, -0.5, -0.5, ALIGNED_WIDTH - 0.5, ALIGNED_HEIGHT - 0.5, width, height,
-                                 2 * scale)
+                                 2 * scale + 2)
         if x1 > x0 and y1 > y0:
-            h, w = max(1, round((y1 - y0) / scale)), max(1, round((x1 - x0) / scale))
-            source = tf.image.resize(pixels[y0:y1, x0:x1], [h, w], method="bilinear", antialias=True)
-            sx, sy = w / (x1 - x0), h / (y1 - y0)  # half-pixel centres: x_small = (x - x0 + 0.5) * sx - 0.5
-            to_small = np.array([[sx, 0.0, (0.5 - x0) * sx - 0.5], [0.0, sy, (0.5 - y0) * sy - 0.5], [0, 0, 1.0]])
-            to_source = to_small @ to_photo
+            source = pixels[y0:y1, x0:x1]
+            to_source = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0, 0, 1.0]]) @ to_photo
     out = warp(source, to_source, ALIGNED_HEIGHT, ALIGNED_WIDTH, "REFLECT").numpy()
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
@@ -214,6 +222,11 @@ def decode_photo(payload, max_pixels=preprocessing.MAX_PIXELS):
     contents = tf.constant(payload)
     pixels = preprocessing.decode_image(contents, None, max_pixels=max_pixels)
     return preprocessing.upright(pixels, preprocessing.exif_orientation(contents)).numpy()
+
+
+def extra_installed():
+    """Whether the faces extra (mtcnn, lz4, joblib) is installed, without importing mtcnn."""
+    return all(importlib.util.find_spec(name) is not None for name in ("mtcnn", "lz4", "joblib"))
 
 
 @functools.cache

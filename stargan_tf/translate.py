@@ -553,14 +553,15 @@ def check_model_choice(args):
         raise ValueError("give exactly one of --export_dir or --model_save_dir")
 
 
-def load_translator(args, classifier):
-    """The Translator of the model `add_model_options` picked; `classifier`: a checkpoint's D too, for classify."""
+def load_translator(args, classifier, align_faces=None):
+    """The Translator of the model `add_model_options` picked; `classifier`: a checkpoint's D too, for classify;
+    `align_faces` (default: args.align_faces): a checkpoint's edit_photo graph too (needs the faces extra)."""
     check_model_choice(args)
     if args.export_dir:
         return Translator.from_export(args.export_dir)
     return Translator.from_checkpoint(args.model_save_dir, args.test_iters, args.generator,
                                       args.max_pixels or MAX_PIXELS, classifier=classifier,
-                                      align_faces=getattr(args, "align_faces", False))
+                                      align_faces=args.align_faces if align_faces is None else align_faces)
 
 
 def parse_args(argv=None):

@@ -262,3 +262,10 @@ def test_a_photo_comes_back_turned_upright_by_its_exif_orientation(translator):
     out = tf.io.decode_png(translator.edit_photo(buffer.getvalue(), BLOND)["image_bytes"]).numpy()
     assert out.shape == (600, 400, 3)
     np.testing.assert_array_equal(out, faces.decode_photo(buffer.getvalue()))
+
+
+def test_app_from_a_checkpoint_folder_edits_in_the_graph(exported):
+    """The app given --model_save_dir builds the checkpoint's edit_photo graph, as an export made with
+    --include_faces has it, instead of the eager path."""
+    editor = app.load_editor(app.parse_args(["--model_save_dir", exported[0].config.model_save_dir]))
+    assert editor.translator.can_edit_photo and editor.in_graph
