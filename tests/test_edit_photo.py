@@ -270,3 +270,22 @@ def test_app_from_a_checkpoint_folder_edits_in_the_graph(exported):
     --include_faces has it, instead of the eager path."""
     editor = app.load_editor(app.parse_args(["--model_save_dir", exported[0].config.model_save_dir]))
     assert editor.translator.can_edit_photo and editor.in_graph
+
+
+@pytest.mark.parametrize("mode,size", [("RGB", (1, 1)), ("L", (7, 5)), ("RGBA", (40, 30)), ("P", (16, 16))])
+def test_tiny_grey_alpha_and_palette_photos_come_back_as_decoded_without_a_face(translator, mode, size):
+    """Edge inputs give a face count of 0 and the photo back, never an error: a 1x1 pixel (an empty pyramid), grey,
+    RGBA and palette PNGs (decoded to RGB as everywhere else)."""
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)).convert(mode).save(buffer, format="PNG")
+    payload = buffer.getvalue()
+    out = translator.edit_photo(payload, BLOND)
+    assert int(out["num_faces"]) == 0
+    np.testing.assert_array_equal(tf.io.decode_png(out["image_bytes"]).numpy(), decoded(payload))
+
+
+def test_an_empty_batch_returns_an_empty_batch(face_export):
+    edit = tf.saved_model.load(face_export).signatures["edit_photo"]
+    out = edit(image_bytes=tf.constant([], tf.string), label=tf.zeros([0, 5]))
+    assert out["image_bytes"].shape == (0,) and out["boxes"].shape == (0, MAX_FACES, 4)
