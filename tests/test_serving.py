@@ -1,6 +1,5 @@
 """The export: signatures as served, checked in a process that never imports stargan_tf."""
 
-import contextlib
 import dataclasses
 import io
 import json
@@ -18,6 +17,7 @@ from stargan_tf import data, preprocessing, serving, translate
 from stargan_tf import export as export_cli
 from stargan_tf.export import export_generator
 from tests.helpers.hostile_images import WEBP_HEAD, encode, gif, noise, png_bomb, top_down_bmp
+from tests.helpers.in_process import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -188,14 +188,8 @@ def run_translate_process(*args):
 
 
 def run_translate(*args):
-    """translate's main in this process (no TensorFlow start-up per call): its exit code and what it printed."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = translate.main(list(args))
-        except SystemExit as e:  # argparse's errors
-            code = e.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    """translate's main in this process: its exit code and what it printed."""
+    return run_main(translate.main, args)
 
 
 def test_translate_cli_on_jpeg_png_with_alpha_and_grayscale(exported, tmp_path):

@@ -1,7 +1,5 @@
 """train.py's command line: official flags accepted, bad options and data named in one line."""
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -10,6 +8,7 @@ import pytest
 
 from stargan_tf import train as train_cli
 from stargan_tf.config import StarGANConfig, build_parser
+from tests.helpers.in_process import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,14 +20,8 @@ def train_process(*args):
 
 
 def train(*args):
-    """train.py's main in this process (no TensorFlow start-up per call): its exit code and what it printed."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = train_cli.main(list(args))
-        except SystemExit as e:  # argparse's errors
-            code = e.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    """train.py's main in this process: its exit code and what it printed."""
+    return run_main(train_cli.main, args)
 
 
 def test_official_command_line_parses_with_official_defaults():
