@@ -25,6 +25,16 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def median_seconds(call, iters):
+    """The median wall time of `iters` calls of `call` (which must wait for its result)."""
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def random_batch(batch_size, image_size, c_dim, seed=0):
     import tensorflow as tf
 
@@ -110,12 +120,8 @@ def bench_serving(config, iters):
             images = tf.constant([payload] * n)
             labels = tf.constant((rng.random((n, config.c_dim)) > 0.5).astype(np.float32))
             fn(image_bytes=images, label=labels)  # warm-up
-            times = []
-            for _ in range(iters):
-                start = time.perf_counter()
-                fn(image_bytes=images, label=labels)["image_bytes"].numpy()
-                times.append(time.perf_counter() - start)
-            results[f"translate_bytes_batch{n}_s"] = round(statistics.median(times), 4)
+            results[f"translate_bytes_batch{n}_s"] = round(median_seconds(
+                lambda b=images, c=labels: fn(image_bytes=b, label=c)["image_bytes"].numpy(), iters), 4)
     results["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return results
 
@@ -166,12 +172,8 @@ def bench_edit_photo(config, iters):
         for name, payload in edit_photo_payloads().items():
             images = tf.constant([payload])
             faces_found = int(fn(image_bytes=images, label=label)["num_faces"][0])  # warm-up
-            times = []
-            for _ in range(iters):
-                start = time.perf_counter()
-                fn(image_bytes=images, label=label)["image_bytes"].numpy()
-                times.append(time.perf_counter() - start)
-            results[f"edit_photo_{name}_s"] = round(statistics.median(times), 3)
+            results[f"edit_photo_{name}_s"] = round(median_seconds(
+                lambda b=images: fn(image_bytes=b, label=label)["image_bytes"].numpy(), iters), 3)
             results[f"edit_photo_{name}_faces"] = faces_found
     results["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return results
