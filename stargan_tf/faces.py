@@ -219,9 +219,7 @@ def training_crops(pixels, faces, crop_size=DEFAULT_CROP_SIZE):
 def decode_photo(payload, max_pixels=preprocessing.MAX_PIXELS):
     """JPEG/PNG/GIF/BMP bytes -> uint8 RGB (H, W, 3) as shown (EXIF orientation applied, read and turned by
     preprocessing as translate_bytes does), after the pixel budget."""
-    contents = tf.constant(payload)
-    pixels = preprocessing.decode_image(contents, None, max_pixels=max_pixels)
-    return preprocessing.upright(pixels, preprocessing.exif_orientation(contents)).numpy()
+    return preprocessing.decode_shown(tf.constant(payload), None, max_pixels=max_pixels).numpy()
 
 
 def extra_installed():

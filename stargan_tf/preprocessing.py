@@ -240,6 +240,11 @@ def upright(image, orientation):
     return tf.switch_case(tf.clip_by_value(orientation - 1, 0, 7), turns)
 
 
+def decode_shown(contents, name, problem="not a JPEG, PNG, GIF or BMP image:", max_pixels=MAX_PIXELS):
+    """`decode_image`, then turned upright by the EXIF orientation: the photo as viewers show it."""
+    return upright(decode_image(contents, name, problem, max_pixels), exif_orientation(contents))
+
+
 def center_crop(image, crop_size=None):
     """torchvision's CenterCrop offsets (round((h - c) / 2)); an image smaller than the crop keeps its
     largest centred square instead of being padded with black. `crop_size=None`: the largest centred square."""

@@ -52,26 +52,19 @@ def _after(checks, *tensors):
 
 
 # The photo's EXIF orientation and its turn: one reader, preprocessing's, for every path a photo enters.
-exif_orientation = preprocessing.exif_orientation
-upright = preprocessing.upright
-
-
 def decode_square(image_bytes, image_size, max_pixels=preprocessing.MAX_PIXELS):
     """Bytes of one image -> float32 (image_size, image_size, 3) in [-1, 1]: RGB, centre square, resize,
     the training preprocessing with the crop taken as the largest centred square of the photo as viewers show it:
     turned upright by its EXIF orientation first (the uint8 image; the crop does not commute with the turn when the
     sides differ by an odd number, as its rounding keeps the extra row or column on one side)."""
-    image = preprocessing.decode_image(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;",
-                                       max_pixels)
-    return preprocessing.preprocess(upright(image, exif_orientation(image_bytes)), None, image_size)
+    return preprocessing.preprocess(decode_photo(image_bytes, max_pixels), None, image_size)
 
 
 def decode_photo(image_bytes, max_pixels=preprocessing.MAX_PIXELS):
     """Bytes of one image -> uint8 (H, W, 3) RGB of the whole photo as viewers show it (turned upright by its EXIF
-    orientation): faces.decode_photo as TF ops, after the same pixel budget check as decode_square."""
-    image = preprocessing.decode_image(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;",
-                                       max_pixels)
-    return upright(image, exif_orientation(image_bytes))
+    orientation, preprocessing.decode_shown, as faces.decode_photo), after the pixel budget check."""
+    return preprocessing.decode_shown(image_bytes, None, "image_bytes holds no JPEG, PNG, GIF or BMP image;",
+                                      max_pixels)
 
 
 def to_uint8(image):

@@ -531,7 +531,7 @@ def test_exif_orientation_is_read_in_graph_as_pil_reads_it(fmt, endian):
             exif[0x0112] = orientation
         exif.endian = endian
         payload = encode(noise(6, 4), fmt, exif=exif.tobytes())
-        got.append(int(serving.exif_orientation(tf.constant(payload))))
+        got.append(int(preprocessing.exif_orientation(tf.constant(payload))))
         expected.append(Image.open(io.BytesIO(payload)).getexif().get(0x0112, 1))
     assert expected == [1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert got == [1, 1, 2, 3, 4, 5, 6, 7, 8, 1]  # 9 is no orientation: as shown unturned
@@ -568,8 +568,8 @@ def test_exif_orientation_reads_only_a_bounded_prefix():
     bound = preprocessing.EXIF_PREFIX if hasattr(preprocessing, "EXIF_PREFIX") else 256 * 1024
     after, before = jpeg_with_exif_after(bound), jpeg_with_exif_after(bound - 1024)
     assert [Image.open(io.BytesIO(p)).getexif().get(0x0112) for p in (after, before)] == [6, 6]
-    assert int(serving.exif_orientation(tf.constant(after))) == 1
-    assert int(serving.exif_orientation(tf.constant(before))) == 6
+    assert int(preprocessing.exif_orientation(tf.constant(after))) == 1
+    assert int(preprocessing.exif_orientation(tf.constant(before))) == 6
 
 
 @pytest.mark.parametrize("orientation", range(2, 9))
