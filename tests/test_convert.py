@@ -1,9 +1,8 @@
 """Official PyTorch checkpoints -> Keras, checked against a torch.nn.functional forward pass."""
 
+import importlib
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ from PIL import Image
 
 from stargan_tf import convert
 from stargan_tf.checkpoints import restore_generator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.in_process import run_main
 
 
 def official_generator_state(c_dim, conv_dim=64, repeat_num=6, seed=0):
@@ -182,9 +180,14 @@ def test_missing_key_is_named(tmp_path):
         convert.load_official_generator(save(state, tmp_path / "g.ckpt", False), 32, 5, conv_dim=8, repeat_num=1)
 
 
-def run(*args, cwd=ROOT):
-    env = {k: v for k, v in os.environ.items()} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env)
+COMMANDS = {"convert": "stargan_tf.convert", "export": "stargan_tf.export", "translate": "stargan_tf.translate",
+            "train": "stargan_tf.train"}
+
+
+def run_command(name, *args):
+    """A command line's main in this process: torch and TensorFlow are imported once (the commands'
+    own process starts are tested in test_train_cli and test_serving)."""
+    return run_main(importlib.import_module(COMMANDS[name]).main, args)
 
 
 def test_cli_convert_then_export_test_mode_and_fine_tune(tmp_path, demo_dataset):
@@ -192,7 +195,7 @@ def test_cli_convert_then_export_test_mode_and_fine_tune(tmp_path, demo_dataset)
     g_path = save(official_generator_state(5, 8, 2), tmp_path / "300-G.ckpt", True)
     d_path = save(official_discriminator_state(32, 5, 8, repeat_num=5), tmp_path / "300-D.ckpt", False)
     out = tmp_path / "converted"
-    result = run("-m", "stargan_tf.convert", "--official_generator", g_path, "--official_discriminator", d_path,
+    result = run_command("convert", "--official_generator", g_path, "--official_discriminator", d_path,
                  "--image_size", "32", "--model_save_dir", str(out))
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(out)) == ["checkpoint", "ckpt-300.data-00000-of-00001", "ckpt-300.index", "config.json"]
@@ -202,11 +205,11 @@ def test_cli_convert_then_export_test_mode_and_fine_tune(tmp_path, demo_dataset)
     x, c = np.zeros((1, 32, 32, 3), np.float32), np.ones((1, 5), np.float32)
     np.testing.assert_allclose(generator([x, c]).numpy(), reference([x, c]).numpy(), atol=1e-6)
 
-    result = run("export.py", "--model_save_dir", str(out), "--export_dir", str(tmp_path / "exports"))
+    result = run_command("export", "--model_save_dir", str(out), "--export_dir", str(tmp_path / "exports"))
     assert result.returncode == 0, result.stderr
     assert os.path.isfile(tmp_path / "exports" / "300" / "saved_model.pb")
     Image.new("RGB", (50, 40), (200, 120, 40)).save(tmp_path / "photo.jpg")
-    result = run("-m", "stargan_tf.translate", "--export_dir", str(tmp_path / "exports"), "--input",
+    result = run_command("translate", "--export_dir", str(tmp_path / "exports"), "--input",
                  str(tmp_path / "photo.jpg"), "--set", "Blond_Hair=1", "--output", str(tmp_path / "translated"))
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "translated" / "photo.png").size == (32, 32)
@@ -216,10 +219,10 @@ def test_cli_convert_then_export_test_mode_and_fine_tune(tmp_path, demo_dataset)
               "--d_repeat_num", "5", "--celeba_image_dir", image_dir, "--attr_path", attr_path, "--batch_size", "4",
               "--test_size", "4", "--model_save_dir", str(out), "--result_dir", str(tmp_path / "results"),
               "--sample_dir", str(tmp_path / "samples"), "--log_dir", str(tmp_path / "logs")]
-    result = run("train.py", "--mode", "test", "--test_iters", "300", *common)
+    result = run_command("train", "--mode", "test", "--test_iters", "300", *common)
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path / "results") == ["1-images.png"]
-    result = run("train.py", "--resume_iters", "300", "--num_iters", "302", "--model_save_step", "302",
+    result = run_command("train", "--resume_iters", "300", "--num_iters", "302", "--model_save_step", "302",
                  "--log_step", "1", *common)
     assert result.returncode == 0, result.stderr
     assert "302/302" in result.stdout and os.path.exists(out / "ckpt-302.index")
