@@ -8,7 +8,8 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {"StarGAN": "stargan_tf.stargan", "StarGANCheckpoint": "stargan_tf.callbacks",
-         "SampleGrid": "stargan_tf.callbacks", "Evaluate": "stargan_tf.callbacks"}
+         "SampleGrid": "stargan_tf.callbacks", "Evaluate": "stargan_tf.callbacks",
+         "ProgressLog": "stargan_tf.callbacks", "TrainingStreams": "stargan_tf.streams"}
 __all__ = ["__version__", *_LAZY]
 
 

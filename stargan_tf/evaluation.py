@@ -14,6 +14,7 @@ object (`--output` also writes it to a file).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -21,40 +22,31 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf import data, measures
+from stargan_tf import measures
 from stargan_tf.checkpoints import EMA_KEY, GENERATORS, checkpoint_path, generator_key, restore_generator
 from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
 from stargan_tf.domains import layout_for
 from stargan_tf.files import write_atomic
-
-
-def _folder_split(option, folder, classes):
-    paths, labels, found = data.read_class_folders(folder, option)
-    if list(found) != list(classes):
-        raise ValueError(f"{option} classes {', '.join(found)} differ from the model's {', '.join(classes)}")
-    return paths, labels
+from stargan_tf.streams import read_sources
 
 
 def dataset_splits(config, args):
-    """{dataset: ((train paths, labels), (test paths, labels), crop size)} for every dataset the model knows."""
-    layout, splits = layout_for(config), {}
-    if "RaFD" in layout.datasets:
-        if not (args.train_dir and args.test_dir):
-            raise ValueError("a folder-dataset model needs --train_dir and --test_dir (real images, one folder per "
-                             "class)")
-        classes = layout.spec("RaFD").names
-        splits["RaFD"] = (_folder_split("--train_dir", args.train_dir, classes),
-                          _folder_split("--test_dir", args.test_dir, classes), config.rafd_crop_size)
-    if "CelebA" in layout.datasets:
-        image_dir = args.celeba_image_dir or config.celeba_image_dir
-        attr_path = args.attr_path or config.attr_path
-        test_size = config.test_size if args.test_size is None else args.test_size
-        train, test = data.celeba_files(image_dir, attr_path, config.selected_attrs, test_size)
-        if not len(test[0]):
+    """{dataset: ((train paths, labels), (test paths, labels), crop size)} for every dataset the model knows, read
+    as train.py reads them (`streams.read_sources`) from the folders and files `args` name or config.json records."""
+    layout = layout_for(config)
+    if "RaFD" in layout.datasets and not (args.train_dir and args.test_dir):
+        raise ValueError("a folder-dataset model needs --train_dir and --test_dir (real images, one folder per class)")
+    config = dataclasses.replace(
+        config, mode="test", rafd_image_dir=args.train_dir, rafd_classes=layout.spec("RaFD").names
+        if "RaFD" in layout.datasets else None, celeba_image_dir=args.celeba_image_dir or config.celeba_image_dir,
+        attr_path=args.attr_path or config.attr_path,
+        test_size=config.test_size if args.test_size is None else args.test_size)
+    sources, _ = read_sources(config, "--train_dir", args.test_dir, "--test_dir")
+    for source in sources:
+        if not len(source.test[0]):
             raise ValueError("the CelebA-layout test split is empty: pass --test_size 1 or more")
-        splits["CelebA"] = (train, test, config.celeba_crop_size)
-    return splits
+    return {source.name: (source.train, source.test, source.crop_size) for source in sources}
 
 
 def _rounded(value):

@@ -71,10 +71,17 @@ class NonFiniteLoss(TrainingError):
 
     ADVICE = "Lower --g_lr / --d_lr, check the --lambda_* weights, or look for broken images"
 
-    def __init__(self, step, terms):
+    def __init__(self, step, terms, kept=None):
         self.step, self.terms = step, terms
         self.what = f"step {step}: " + ", ".join(f"{k} = {v}" for k, v in terms.items())
-        super().__init__(f"{self.what}; training stopped. {self.ADVICE}")
+        stopped = f"training stopped without saving ({kept})" if kept else "training stopped"
+        super().__init__(f"{self.what}; {stopped}. {self.ADVICE}")
+
+    def kept(self, last_checkpoint):
+        """This error, saying what is kept: the last checkpoint (with finite weights), or nothing."""
+        if not last_checkpoint:
+            return NonFiniteLoss(self.step, self.terms, "nothing was saved")
+        return NonFiniteLoss(self.step, self.terms, f"the last checkpoint, {last_checkpoint}, holds finite weights")
 
 
 def build_networks(config, layout, precision, generator=None, discriminator=None):

@@ -209,4 +209,5 @@ def test_evaluation_command_errors_name_the_option(shapes, tmp_path, capsys, dem
         (other / name / "a.png").write_bytes(open(os.path.join(train_dir, name, "0000.png"), "rb").read())
     assert evaluation.main(["--model_save_dir", config.model_save_dir, "--train_dir", train_dir, "--test_dir",
                             str(other)]) == 2
-    assert "--test_dir classes blue, green differ from the model's blue, green, red, yellow" in capsys.readouterr().err
+    assert (f"--test_dir {other} has classes blue, green, but --train_dir has blue, green, red, yellow"
+            in capsys.readouterr().err)

@@ -2,20 +2,24 @@
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import checkpoints, data
+from stargan_tf import StarGAN, StarGANCheckpoint, checkpoints, data
 from stargan_tf.config import load_config, parse_config
 from stargan_tf.lock import FolderInUse, FolderLock
-from stargan_tf.solver import Solver, TrainingError
+from stargan_tf.solver import Solver, prepare_run
+from stargan_tf.streams import TrainingStreams
+from stargan_tf.training import TrainingError
 from tests.conftest import TINY, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +101,7 @@ def test_signal_saves_the_step_it_stopped_at_and_resume_is_exact(tmp_path, signu
     assert "Traceback" not in err and "Traceback" not in out
     step = checkpoints.available_steps(config.model_save_dir)[-1]
     assert f"Stopped by {signal.Signals(signum).name} at step {step} (saved " in out
-    assert "Continue with: --resume_iters latest" in out
+    assert "Continue with --resume_iters latest (and the same options)" in out
     reader = tf.train.load_checkpoint(checkpoints.checkpoint_path(config.model_save_dir, step))
     iterations = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
                   if k.startswith("d_optimizer/") and "iter" in k]
@@ -218,6 +222,22 @@ def test_a_corrupt_image_stops_the_run_naming_it_after_saving(broken_folder_conf
     with pytest.raises(data.DataError, match=rf"{victim}: cannot be decoded .*training stopped at step 2 \(saved "):
         train(broken_folder_config)
     assert checkpoints.available_steps(broken_folder_config.model_save_dir) == [2]
+
+
+def test_a_users_fit_on_training_streams_names_a_corrupt_image_after_saving(broken_folder_config):
+    """fit() outside train.py stops as train.py does: the file named, the step saved by its StarGANCheckpoint."""
+    victim = truncate_a_file_of_batch(broken_folder_config, 2)
+    config, sources = prepare_run(broken_folder_config)
+    keras.utils.set_random_seed(config.seed)
+    model = StarGAN(config)
+    model.compile()
+    saver = StarGANCheckpoint(config.model_save_dir, every_n_steps=100)
+    saved = re.escape(os.path.join(config.model_save_dir, "ckpt-2"))
+    with pytest.raises(data.DataError, match=rf"^{victim}: cannot be decoded .*training stopped at step 2 \(saved "
+                                             rf"{saved} first\)"):
+        model.fit(TrainingStreams(config, model.layout, sources), epochs=1, steps_per_epoch=6, verbose=0,
+                  callbacks=[saver])
+    assert checkpoints.available_steps(config.model_save_dir) == [2]
 
 
 def test_skip_bad_images_skips_and_counts(broken_folder_config, capsys):

@@ -14,7 +14,8 @@ import tensorflow as tf
 from stargan_tf import checkpoints, distribute, evaluation, export, files, train, translate
 from stargan_tf.config import load_config, parse_config
 from stargan_tf.data import DataError
-from stargan_tf.solver import Solver, TrainingError
+from stargan_tf.solver import Solver
+from stargan_tf.training import TrainingError
 from tests.conftest import tiny_config
 from tests.test_faults import class_folders, truncate_a_file_of_batch
 

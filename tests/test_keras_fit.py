@@ -5,8 +5,10 @@ callbacks."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 
 import keras
 import numpy as np
@@ -21,6 +23,7 @@ from stargan_tf.demo_data import generate_shapes_dataset
 from stargan_tf.lock import FolderInUse, FolderLock
 from stargan_tf.models import build_discriminator, build_generator
 from stargan_tf.solver import Solver
+from stargan_tf.stopping import TrainingStopped
 from stargan_tf.training import NonFiniteLoss, TrainingError, learning_rate_at
 from tests.conftest import tiny_config
 from tests.test_faults_probe2 import full_disk
@@ -317,7 +320,7 @@ def test_fit_with_a_full_sample_dir_saves_the_step_then_stops_naming_the_folder(
     saved = ("saved " + re.escape(os.path.join(config.model_save_dir, "ckpt-2")) + " first" if with_checkpoints else
              "no StarGANCheckpoint among the callbacks: nothing saved")
     with pytest.raises(TrainingError, match=rf"^cannot write into SampleGrid sample_dir {re.escape(config.sample_dir)} "
-                                            rf"\(No space left on device\); fit\(\) stopped at step 2 \({saved}\)\. "
+                                            rf"\(No space left on device\); training stopped at step 2 \({saved}\)\. "
                                             "Free space there"):
         model.fit(batches(model), epochs=1, steps_per_epoch=4, verbose=0,
                   callbacks=[SampleGrid(config.sample_dir, samples, 2), *([saver] if with_checkpoints else [])])
@@ -326,6 +329,25 @@ def test_fit_with_a_full_sample_dir_saves_the_step_then_stops_naming_the_folder(
     if with_checkpoints:
         assert [os.path.basename(p) for p in saver.saved] == ["ckpt-2"]
         assert checkpoints.available_steps(config.model_save_dir) == [2]
+
+
+def test_sigterm_stops_a_users_fit_after_the_running_step_with_its_checkpoint(demo_dataset, tmp_path, capsys):
+    """The signal arrives during step 2: fit() saves step 2 and ends with TrainingStopped (exit status 143)."""
+    assert threading.current_thread() is threading.main_thread()  # signals reach Python's handlers there only
+    config = tiny_config(tmp_path, demo_dataset, num_iters=6)
+    model = new_model(config)
+
+    class Preempt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                signal.raise_signal(signal.SIGTERM)
+
+    saver = StarGANCheckpoint(config.model_save_dir, every_n_steps=100)
+    with pytest.raises(TrainingStopped) as stopped:
+        model.fit(batches(model), epochs=1, steps_per_epoch=6, verbose=0, callbacks=[Preempt(), saver])
+    assert (stopped.value.step, stopped.value.exit_code, int(model.step.numpy())) == (2, 143, 2)
+    assert checkpoints.available_steps(config.model_save_dir) == [2]
+    assert f"Stopped by SIGTERM at step 2 (saved {saver.saved[-1]})" in capsys.readouterr().out
 
 
 def test_fit_with_a_full_model_save_dir_names_the_folder_and_leaves_no_tmp(demo_dataset, tmp_path, monkeypatch):
