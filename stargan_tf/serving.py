@@ -149,9 +149,10 @@ class GeneratorServer(tf.Module):
 
     def _translate_tensor(self, image, label):
         size = self.image_size
-        non_finite = tf.math.count_nonzero(~tf.math.is_finite(image))
-        checks = [_assert_shape(image, [None, size, size, 3], "image"), *self._check_label(label),
-                  _assert_same_batch(image, label, "serving_default"),
+        shape = _assert_shape(image, [None, size, size, 3], "image")
+        with tf.control_dependencies([shape]):  # counted over the rank the shape check passed, never another
+            non_finite = tf.math.count_nonzero(~tf.math.is_finite(image))
+        checks = [shape, *self._check_label(label), _assert_same_batch(image, label, "serving_default"),
                   tf.debugging.Assert(tf.equal(non_finite, 0), ["image values must be finite; NaN or inf found in",
                                                                 non_finite, "values"])]
         image, label = _after(checks, image, label)
