@@ -36,9 +36,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import faces, images, preprocessing, translate
+from stargan_tf import faces, images, preprocessing
 from stargan_tf.cli import fail, reason
 from stargan_tf.files import write_atomic
+from stargan_tf.translator import add_model_options, check_image, load_translator, pixel_budget, png_payloads
 
 NONE = "none"
 DEFAULT_PORT = 7860
@@ -184,7 +185,7 @@ class Editor:
         self.translator = translator
         self.layout = translator.layout
         self.controls = controls_for(self.layout)
-        self.budget = translate.pixel_budget(translator, max_pixels)
+        self.budget = pixel_budget(translator, max_pixels)
         self.align_faces = align_faces
         self.lock = threading.Lock()
         self.out_dir = out_dir or tempfile.mkdtemp(prefix="stargan-app-")
@@ -201,7 +202,7 @@ class Editor:
         """Check and decode an upload, find its faces and predict each one's attributes; PhotoError when it is not
         an image or is over the pixel budget."""
         try:
-            translate.check_image(payload, name, self.budget)
+            check_image(payload, name, self.budget)
             pixels = faces.decode_photo(payload, self.budget)
         except ValueError as e:
             raise PhotoError(str(e)) from None
@@ -218,7 +219,7 @@ class Editor:
             crops = faces.training_crops(pixels, found, self.translator.crop_size)
         else:
             crops = preprocessing.center_crop(tf.constant(pixels)).numpy()[None]
-        payloads = translate.png_payloads(crops)
+        payloads = png_payloads(crops)
         if self.translator.can_classify:
             with self.lock:
                 probabilities = self.translator.classify(payloads)
@@ -263,7 +264,7 @@ class Editor:
         if pixels.shape[:2] != size:
             note += (f" Edited at {pixels.shape[1]} x {pixels.shape[0]}: the photo's {size[1]} x {size[0]} is scaled "
                      f"down to at most {self.work_side} pixels a side.")
-        payloads = translate.png_payloads(crops)
+        payloads = png_payloads(crops)
         if found and self.translator.can_classify:
             own = [values_from(self.layout, self.controls, row) for row in out["own"][:edited]]
             note += " The controls start from its own attributes (D's classifier)."
@@ -476,7 +477,7 @@ def build_page(editor):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    translate.add_model_options(parser)
+    add_model_options(parser)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (default %(default)s)")
     parser.add_argument("--share", action="store_true", help="also ask Gradio for a public link (off by default)")
     parser.add_argument("--no_align_faces", action="store_true",
@@ -488,7 +489,7 @@ def load_editor(args):
     """The Editor of the model the options pick; from a checkpoint folder with the edit_photo graph an export made with
     --include_faces has, when faces are aligned and the faces extra is installed."""
     in_graph = not args.no_align_faces and faces.extra_installed()
-    return Editor(translate.load_translator(args, classifier=True, align_faces=in_graph), not args.no_align_faces,
+    return Editor(load_translator(args, classifier=True, align_faces=in_graph), not args.no_align_faces,
                   args.max_pixels)
 
 

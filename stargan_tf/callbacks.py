@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import data, distribute, images, measures
-from stargan_tf.checkpoints import CHECKPOINT_NAME, checkpoint_step, remove_temp_folders
+from stargan_tf.checkpoints import checkpoint_step, checkpoint_writer, remove_temp_folders
 from stargan_tf.cli import write_failure
 from stargan_tf.config import CONFIG_FILE, save_config
 from stargan_tf.lock import FolderLock
@@ -128,9 +128,7 @@ class StarGANCheckpoint(EveryNSteps):
                                     f"{CONFIG_FILE}: nothing was trained and no file was changed; free space there "
                                     "and run again") from None
         # Every worker saves (the save is a collective), but only the chief into model_save_dir.
-        self._manager = tf.train.CheckpointManager(self.model.trainer.checkpoint(),
-                                                   self._locations.path(self.model_save_dir), max_to_keep=None,
-                                                   checkpoint_name=CHECKPOINT_NAME)
+        self._manager = checkpoint_writer(self.model.trainer.checkpoint(), self._locations.path(self.model_save_dir))
 
     def at_step(self, step, logs, final=False):
         self.saved.append(self._manager.save(checkpoint_number=step))

@@ -119,6 +119,12 @@ def training_checkpoint(generator, discriminator, g_optimizer, d_optimizer, step
                                d_optimizer=d_optimizer, step=step, **extra)
 
 
+def checkpoint_writer(checkpoint, folder):
+    """The manager that saves `checkpoint` as `<folder>/ckpt-<step>`, keeping every step: train.py and fit() (through
+    StarGANCheckpoint) and the converter all write through it."""
+    return tf.train.CheckpointManager(checkpoint, folder, max_to_keep=None, checkpoint_name=CHECKPOINT_NAME)
+
+
 def has_ema(path):
     """Does the checkpoint at prefix `path` hold a moving average of the generator?"""
     with reading(path):

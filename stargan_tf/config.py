@@ -19,9 +19,57 @@ PRECISIONS = ("auto", "off", "bf16", "fp16")  # --mixed_precision (stargan_tf.ha
 TARGET_SAMPLING = ("permutation", "other")
 
 
+CELEBA_CROP_SIZE = 178  # the official --celeba_crop_size: the width of CelebA's aligned faces
+
+
+def _bool_or_auto(value):
+    if value.lower() == "auto":
+        return "auto"
+    try:
+        return _str2bool(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected true, false or auto, got {value!r}") from None
+
+
+def _str2bool(value):
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def parse_step(value):
+    if value == "latest":
+        return value
+    try:
+        step = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number or 'latest', got {value!r}") from None
+    if step < 0:
+        raise argparse.ArgumentTypeError(f"expected a step number >= 0, got {step}")
+    return step
+
+
+def option(default, parse, help, flags=None, **argparse_options):
+    """A config field that is also an option of train.py: its default, how its command-line text is read (`parse`),
+    its --help text; `flags` (default --<name>) and other argparse options where they differ."""
+    metadata = {"parse": parse, "help": help, "flags": flags, "argparse": argparse_options}
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def recorded(default):
+    """A config field that is not an option: a value a run records in config.json."""
+    return dataclasses.field(default=default, metadata={"parse": None})
+
+
 @dataclasses.dataclass(frozen=True)
 class StarGANConfig:
-    """Every option of training, testing and export; names and defaults follow yunjey/stargan's main.py.
+    """Every option of training, testing and export; names and defaults follow yunjey/stargan's main.py. Each field
+    carries its option's parser and --help text (`option`), from which `build_parser` makes train.py's options.
 
     A value: nothing writes it once made (`dataclasses.replace` makes another, as the solver does to record a run's
     seed and classes). The label widths `c_dim`/`c2_dim` are derived when it is made, from `selected_attrs` and
@@ -29,70 +77,105 @@ class StarGANConfig:
     """
 
     # Model configuration.
-    c_dim: int | None = None  # official default 5; None follows len(selected_attrs)
-    c2_dim: int | None = None  # official default 8; None follows the RaFD classes with --dataset Both
-    celeba_crop_size: int = 178
-    rafd_crop_size: int = 256
-    image_size: int = 128
-    g_conv_dim: int = 64
-    d_conv_dim: int = 64
-    g_repeat_num: int = 6
-    d_repeat_num: int = 6
-    lambda_cls: float = 1.0
-    lambda_rec: float = 10.0
-    lambda_gp: float = 10.0
-    lambda_id: float = 0.0  # identity loss |x - G(x, c_org)|_1 (an addition; 0: off, as the official code)
+    # official default 5; None follows len(selected_attrs)
+    c_dim: int | None = option(None, int, "dimension of domain labels (1st dataset); default: follows --selected_attrs "
+                               "(RaFD: the classes)")
+    # official default 8; None follows the RaFD classes with --dataset Both
+    c2_dim: int | None = option(None, int, "dimension of domain labels (2nd dataset); follows the classes of "
+                                "--rafd_image_dir when omitted")
+    celeba_crop_size: int = option(CELEBA_CROP_SIZE, int, "celeba crop size")
+    rafd_crop_size: int = option(256, int, "rafd crop size")
+    image_size: int = option(128, int, "image resolution")
+    g_conv_dim: int = option(64, int, "number of conv filters in the first layer of G")
+    d_conv_dim: int = option(64, int, "number of conv filters in the first layer of D")
+    g_repeat_num: int = option(6, int, "number of residual blocks in G")
+    d_repeat_num: int = option(6, int, "number of strided conv layers in D")
+    lambda_cls: float = option(1.0, float, "weight for domain classification loss")
+    lambda_rec: float = option(10.0, float, "weight for reconstruction loss")
+    lambda_gp: float = option(10.0, float, "weight for gradient penalty")
+    lambda_id: float = option(0.0, float, "weight for the identity loss |x - G(x, c_org)|_1 (0: off, as in the "
+                              "official code)")
     # Training configuration.
-    dataset: str = "CelebA"
-    batch_size: int = 16
-    num_iters: int = 200000
-    num_iters_decay: int = 100000
-    g_lr: float = 0.0001
-    d_lr: float = 0.0001
-    n_critic: int = 2  # official 5; 2 (with the G average) measured better on real data, see the README
-    beta1: float = 0.5
-    beta2: float = 0.999
-    resume_iters: object | None = None  # an int step, "latest", or None
-    selected_attrs: list = dataclasses.field(default_factory=lambda: list(DEFAULT_ATTRS))
+    dataset: str = option("CelebA", str, "dataset", choices=DATASETS)
+    batch_size: int = option(16, int, "batch size")
+    num_iters: int = option(200000, int, "number of total iterations for training D")
+    num_iters_decay: int = option(100000, int, "number of final iterations over which both learning rates fall "
+                                  "linearly to 0")
+    g_lr: float = option(0.0001, float, "g lr")
+    d_lr: float = option(0.0001, float, "d lr")
+    n_critic: int = option(2, int, "number of D updates per each G update (official: 5; default 2, see the README's "
+                           "measurements)")
+    beta1: float = option(0.5, float, "beta1")
+    beta2: float = option(0.999, float, "beta2")
+    # an int step, "latest", or None
+    resume_iters: object | None = option(None, parse_step, "resume training from this step ('latest' for the newest "
+                                         "checkpoint)")
+    selected_attrs: list = option(DEFAULT_ATTRS, str, "selected attrs", flags=("--selected_attrs", "--list"), nargs="+")
     # Test configuration.
-    test_iters: object = 200000  # an int step or "latest"
+    # an int step or "latest"
+    test_iters: object = option(200000, parse_step, "test model from this step ('latest' for the newest checkpoint)")
     # Miscellaneous.
-    num_workers: int | None = None  # parallel image decoders; None lets tf.data tune it
-    mode: str = "train"
-    use_tensorboard: bool = True
+    num_workers: int | None = option(None, int, "parallel image decoders (default: tuned by tf.data)")
+    mode: str = option("train", str, "mode", choices=("train", "test"))
+    use_tensorboard: bool = option(True, _str2bool, "use tensorboard")
     # Directories.
-    celeba_image_dir: str = "data/celeba/images"
-    attr_path: str = "data/celeba/list_attr_celeba.txt"
-    rafd_image_dir: str = "data/RaFD/train"
-    log_dir: str = "stargan/logs"
-    model_save_dir: str = "stargan/models"
-    sample_dir: str = "stargan/samples"
-    result_dir: str = "stargan/results"
+    celeba_image_dir: str = option("data/celeba/images", str, "celeba image dir")
+    attr_path: str = option("data/celeba/list_attr_celeba.txt", str, "attr path")
+    rafd_image_dir: str = option("data/RaFD/train", str, "rafd image dir")
+    log_dir: str = option("stargan/logs", str, "log dir")
+    model_save_dir: str = option("stargan/models", str, "model save dir")
+    sample_dir: str = option("stargan/samples", str, "sample dir")
+    result_dir: str = option("stargan/results", str, "result dir")
     # Step size.
-    log_step: int = 10
-    sample_step: int = 1000
-    model_save_step: int = 10000
-    lr_update_step: int = 1000
-    eval_step: int = 0  # judge translations of a held-out subset every N steps (TensorBoard scalars); 0: off
+    log_step: int = option(10, int, "log step")
+    sample_step: int = option(1000, int, "sample step")
+    model_save_step: int = option(10000, int, "model save step")
+    lr_update_step: int = option(1000, int, "lr update step")
+    eval_step: int = option(0, int, "every N steps, judge translations of a fixed held-out subset with classifiers "
+                            "trained on the real training images and log target accuracy, preservation and "
+                            "reconstruction to TensorBoard (0: off)")
     # Additions of this project.
-    seed: int | None = None  # None draws one and records it in config.json
-    test_size: int | None = None  # CelebA test images; None: 1,999 (official) or a tenth of a small set
-    demo_dir: str = "data/demo"
-    demo_images: int = 2000
-    rafd_classes: list | None = None  # the class folders of rafd_image_dir, recorded when training starts
-    g_ema_decay: float = 0.999  # moving average of G for samples, tests and export (not official); 0: off
-    target_sampling: str = "permutation"  # permutation (official) | other: one-hot targets never the source class
-    eval_images: int = 1000  # size of the fixed held-out subset --eval_step translates
-    eval_dir: str | None = None  # held-out images of a folder dataset for --eval_step (one folder per class)
-    random_flip: bool = True  # the official augmentation; off for classes whose mirror image is another class
-    skip_bad_images: bool = False  # a training image that cannot be decoded: False stops the run (saved), True skips it
-    overwrite_later_checkpoints: bool = False  # resuming from an older step may replace the newer checkpoints
+    seed: int | None = option(None, int, "random seed for data order, flips, target labels and weights (default: drawn "
+                              "and recorded)")
+    test_size: int | None = option(None, int, "number of CelebA-layout images held out for test mode (default: 1999, "
+                                   "or a tenth of a small set)")
+    demo_dir: str = option("data/demo", str, "where --dataset Demo generates (or finds) its synthetic CelebA-layout "
+                           "data")
+    demo_images: int = option(2000, int, "number of images --dataset Demo generates")
+    # the class folders of rafd_image_dir, recorded when training starts
+    rafd_classes: list | None = recorded(None)
+    g_ema_decay: float = option(0.999, float, "decay of the exponential moving average of G's weights (with a warm-up) "
+                                "used for samples, test mode, export, translate and evaluation; in [0, 1), 0 turns it "
+                                "off")
+    target_sampling: str = option("permutation", str, "target labels in training: permutation (the batch's labels "
+                                  "shuffled, official) or other (folder datasets: a class other than the source, "
+                                  "uniformly; attributes stay permuted)", choices=TARGET_SAMPLING)
+    eval_images: int = option(1000, int, "number of held-out images --eval_step translates (a fixed, seeded subset)")
+    eval_dir: str | None = option(None, str, "folder datasets: held-out images for --eval_step, one folder per class "
+                                  "(the training classes)")
+    random_flip: bool = option(True, _str2bool, "flip training images left-right at random (the official default); "
+                               "turn it off when a mirrored image belongs to another class or to none (digits, text, "
+                               "signs, asymmetric objects)")
+    skip_bad_images: bool = option(False, _str2bool, "a training image that cannot be decoded: false stops the run "
+                                   "after saving a checkpoint and names the file; true skips it (named and counted) "
+                                   "and trains on")
+    overwrite_later_checkpoints: bool = option(False, _str2bool, "resuming from a step older than the newest "
+                                               "checkpoint replaces the newer checkpoints as training reaches their "
+                                               "steps: false refuses (naming them), true allows it")
     # Scale-out and speed.
-    distribution_strategy: str = "auto"  # default | mirrored | multi_worker; auto: mirrored on 2+ GPUs
-    cpu_devices: int = 0  # split the CPU into this many logical devices (to run `mirrored` without GPUs)
-    collective_timeout: float | None = None  # seconds before a multi-worker collective gives up
-    mixed_precision: str = "auto"  # off | bf16 | fp16; auto: by hardware (stargan_tf.hardware)
-    jit_compile: object = "auto"  # XLA: True, False or auto (by hardware; None in older config.json files)
+    distribution_strategy: str = option("auto", str, "default (one device), mirrored (local GPUs, or --cpu_devices), "
+                                        "multi_worker (TF_CONFIG); auto: mirrored when more than one GPU is visible",
+                                        choices=STRATEGIES)
+    cpu_devices: int = option(0, int, "split the CPU into N logical devices so that --distribution_strategy mirrored "
+                              "runs without GPUs")
+    collective_timeout: float | None = option(None, float, "seconds a multi-worker collective may wait before failing "
+                                              "(a dead worker)")
+    mixed_precision: str = option("auto", str, "off, bf16 or fp16 (with loss scaling); auto: fastest for the hardware "
+                                  "found", choices=PRECISIONS)
+    # XLA: True, False or auto (by hardware; None in older config.json files)
+    jit_compile: object = option("auto", _bool_or_auto, "compile the train steps with XLA: true, false, or auto: on "
+                                 "for GPUs and for float32 on CPUs, off for bfloat16 on CPUs (measured fastest; the "
+                                 "choice and why are printed at the start)", nargs="?", const=True)
 
     def __post_init__(self):
         object.__setattr__(self, "c_dim", self._label_width("c_dim", self.c_dim, "RaFD"))
@@ -260,119 +343,17 @@ def load_config(model_save_dir):
         raise ValueError(message if message.startswith(path) else f"{path}: {message}") from None
 
 
-def _bool_or_auto(value):
-    if value.lower() == "auto":
-        return "auto"
-    try:
-        return _str2bool(value)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected true, false or auto, got {value!r}") from None
-
-
-def _str2bool(value):
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def parse_step(value):
-    if value == "latest":
-        return value
-    try:
-        step = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a step number or 'latest', got {value!r}") from None
-    if step < 0:
-        raise argparse.ArgumentTypeError(f"expected a step number >= 0, got {step}")
-    return step
-
-
-_HELP = {
-    "c_dim": "dimension of domain labels (1st dataset); default: follows --selected_attrs (RaFD: the classes)",
-    "c2_dim": "dimension of domain labels (2nd dataset); follows the classes of --rafd_image_dir when omitted",
-    "image_size": "image resolution",
-    "g_conv_dim": "number of conv filters in the first layer of G",
-    "d_conv_dim": "number of conv filters in the first layer of D",
-    "g_repeat_num": "number of residual blocks in G",
-    "d_repeat_num": "number of strided conv layers in D",
-    "lambda_cls": "weight for domain classification loss",
-    "lambda_rec": "weight for reconstruction loss",
-    "lambda_gp": "weight for gradient penalty",
-    "lambda_id": "weight for the identity loss |x - G(x, c_org)|_1 (0: off, as in the official code)",
-    "num_iters": "number of total iterations for training D",
-    "num_iters_decay": "number of final iterations over which both learning rates fall linearly to 0",
-    "n_critic": "number of D updates per each G update (official: 5; default 2, see the README's measurements)",
-    "resume_iters": "resume training from this step ('latest' for the newest checkpoint)",
-    "test_iters": "test model from this step ('latest' for the newest checkpoint)",
-    "num_workers": "parallel image decoders (default: tuned by tf.data)",
-    "seed": "random seed for data order, flips, target labels and weights (default: drawn and recorded)",
-    "test_size": "number of CelebA-layout images held out for test mode (default: 1999, or a tenth of a small set)",
-    "demo_dir": "where --dataset Demo generates (or finds) its synthetic CelebA-layout data",
-    "demo_images": "number of images --dataset Demo generates",
-    "g_ema_decay": "decay of the exponential moving average of G's weights (with a warm-up) used for samples, "
-                   "test mode, export, translate and evaluation; in [0, 1), 0 turns it off",
-    "target_sampling": "target labels in training: permutation (the batch's labels shuffled, official) or other "
-                       "(folder datasets: a class other than the source, uniformly; attributes stay permuted)",
-    "eval_step": "every N steps, judge translations of a fixed held-out subset with classifiers trained on the real "
-                 "training images and log target accuracy, preservation and reconstruction to TensorBoard (0: off)",
-    "eval_images": "number of held-out images --eval_step translates (a fixed, seeded subset)",
-    "eval_dir": "folder datasets: held-out images for --eval_step, one folder per class (the training classes)",
-    "random_flip": "flip training images left-right at random (the official default); turn it off when a "
-                   "mirrored image belongs to another class or to none (digits, text, signs, asymmetric objects)",
-    "skip_bad_images": "a training image that cannot be decoded: false stops the run after saving a checkpoint and "
-                       "names the file; true skips it (named and counted) and trains on",
-    "overwrite_later_checkpoints": "resuming from a step older than the newest checkpoint replaces the newer "
-                                   "checkpoints as training reaches their steps: false refuses (naming them), true "
-                                   "allows it",
-    "distribution_strategy": "default (one device), mirrored (local GPUs, or --cpu_devices), multi_worker "
-                             "(TF_CONFIG); auto: mirrored when more than one GPU is visible",
-    "cpu_devices": "split the CPU into N logical devices so that --distribution_strategy mirrored runs without GPUs",
-    "collective_timeout": "seconds a multi-worker collective may wait before failing (a dead worker)",
-    "mixed_precision": "off, bf16 or fp16 (with loss scaling); auto: fastest for the hardware found",
-    "jit_compile": "compile the train steps with XLA: true, false, or auto: on for GPUs and for float32 on CPUs, off "
-                   "for bfloat16 on CPUs (measured fastest; the choice and why are printed at the start)",
-}
-
-
 def build_parser(description="Train or test StarGAN."):
-    """An argparse parser with one option per config field, accepting the official command lines."""
+    """An argparse parser with one option per config field (as each field's `option` says), accepting the official
+    command lines."""
     parser = argparse.ArgumentParser(description=description)
     for field in dataclasses.fields(StarGANConfig):
-        name, default = field.name, field.default
-        kwargs = {"help": _HELP.get(name, name.replace("_", " "))}
-        if name == "selected_attrs":
-            parser.add_argument("--selected_attrs", "--list", nargs="+", default=list(DEFAULT_ATTRS), **kwargs)
+        meta = field.metadata
+        if meta["parse"] is None:
             continue
-        if name in ("resume_iters", "test_iters"):
-            kwargs["type"] = parse_step
-        elif name == "use_tensorboard":
-            kwargs["type"] = _str2bool
-        elif name == "rafd_classes":
-            continue  # recorded from the folder, not an option
-        elif name in ("c_dim", "c2_dim", "num_workers", "seed", "test_size"):
-            kwargs["type"] = int
-        elif name == "collective_timeout":
-            kwargs["type"] = float
-        elif name == "jit_compile":
-            kwargs.update(type=_bool_or_auto, nargs="?", const=True)
-        elif isinstance(default, bool):
-            kwargs["type"] = _str2bool
-        elif isinstance(default, (int, float, str)):
-            kwargs["type"] = type(default)
-        if name == "dataset":
-            kwargs["choices"] = DATASETS
-        if name == "mode":
-            kwargs["choices"] = ("train", "test")
-        if name == "distribution_strategy":
-            kwargs["choices"] = STRATEGIES
-        if name == "mixed_precision":
-            kwargs["choices"] = PRECISIONS
-        if name == "target_sampling":
-            kwargs["choices"] = TARGET_SAMPLING
-        parser.add_argument(f"--{name}", default=default, **kwargs)
+        default = list(field.default_factory()) if field.default is dataclasses.MISSING else field.default
+        parser.add_argument(*(meta["flags"] or [f"--{field.name}"]), default=default, type=meta["parse"],
+                            help=meta["help"], **meta["argparse"])
     return parser
 
 

@@ -178,8 +178,9 @@ def convert(official_generator, model_save_dir, image_size=128, c_dim=None, sele
     """
     import tensorflow as tf
 
-    from stargan_tf.checkpoints import CHECKPOINT_NAME, available_steps, training_checkpoint
+    from stargan_tf.checkpoints import available_steps, checkpoint_writer, training_checkpoint
     from stargan_tf.config import save_config
+    from stargan_tf.lock import FolderLock
     from stargan_tf.networks import discriminator_for, generator_for
     from stargan_tf.training import build_optimizers
 
@@ -212,9 +213,9 @@ def convert(official_generator, model_save_dir, image_size=128, c_dim=None, sele
     d_optimizer.build(discriminator.trainable_variables)
     state = training_checkpoint(generator, discriminator, g_optimizer, d_optimizer,
                                 tf.Variable(step, dtype=tf.int64, trainable=False, name="step"))
-    manager = tf.train.CheckpointManager(state, model_save_dir, max_to_keep=None, checkpoint_name=CHECKPOINT_NAME)
-    save_config(config, model_save_dir)
-    return manager.save(checkpoint_number=step)
+    with FolderLock(model_save_dir):  # no training run writes into the folder meanwhile
+        save_config(config, model_save_dir)
+        return checkpoint_writer(state, model_save_dir).save(checkpoint_number=step)
 
 
 def main(argv=None):

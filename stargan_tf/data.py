@@ -8,14 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf.cli import first_line
-from stargan_tf.preprocessing import (  # noqa: F401 (data.MAX_PIXELS, data.decode_image, ... as before)
-    DECODABLE,
-    MAX_PIXELS,
-    center_crop,
-    decode_image,
-    load_image,
-    preprocess,
-)
+from stargan_tf.preprocessing import DECODABLE, load_image
 
 OFFICIAL_TEST_SIZE = 1999  # the official split: rows with (i+1) < 2000 after the seeded shuffle
 SPLIT_SEED = 1234
@@ -132,11 +125,12 @@ def split_train_test(filenames, labels, test_size=None):
 def check_files_exist(image_dir, filenames, source):
     """Fail early, naming the first missing files, instead of deep inside the input pipeline."""
     if not os.path.isdir(image_dir):
-        raise DataError(f"image directory {image_dir} does not exist")
+        raise DataError(f"--celeba_image_dir {image_dir}: no such folder (the images {source} lists)")
     missing = [f for f in filenames if not os.path.isfile(os.path.join(image_dir, f))]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(f"{len(missing)} image(s) listed in {source} are missing from {image_dir}: {shown}")
+        raise DataError(f"--celeba_image_dir {image_dir}: {len(missing)} image(s) listed in {source} are missing: "
+                        f"{shown}")
 
 
 def permutation_targets(labels, seed):

@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from stargan_tf import domains, faces, preprocessing, serving
-from stargan_tf.checkpoints import restore_discriminator, restore_generator
+from stargan_tf.checkpoints import GENERATORS, restore_discriminator, restore_generator
 from stargan_tf.cli import fail
 from stargan_tf.config import parse_step
 
@@ -54,8 +54,7 @@ def export_generator(model_save_dir, export_dir, step="latest", version=None, ov
     The SavedModel is written into a hidden temporary folder beside the target and renamed into place
     when complete, so TF Serving (which only loads integer-named folders) never sees half an export.
     """
-    if not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
+    preprocessing.check_max_pixels(max_pixels)
     if include_faces and (not isinstance(max_faces, int) or max_faces < 1):
         raise ValueError(f"--max_faces must be a positive integer, got {max_faces!r}")
     generator, config, restored_step = restore_generator(model_save_dir, step, which)
@@ -91,7 +90,7 @@ def parse_args(argv=None):
                                                             "numbered sub-folder")
     parser.add_argument("--version", type=int, default=None, help="version folder number (default: the step)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
-    parser.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
+    parser.add_argument("--generator", choices=GENERATORS, default="auto",
                         help="the moving average of G (ema), the trained G (raw), or auto: ema when the checkpoint "
                              "holds one")
     parser.add_argument("--max_pixels", type=int, default=None,

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf import preprocessing
+from stargan_tf.config import CELEBA_CROP_SIZE
 
 ALIGNED_WIDTH, ALIGNED_HEIGHT = 178, 218
 # CelebA's mean landmark positions (x, y) in the aligned frame, in mtcnn's keypoint order.
@@ -27,7 +28,7 @@ TEMPLATE = np.array([[69, 111], [108, 111], [88, 136], [72, 152], [105, 152]], n
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 MIN_CONFIDENCE = 0.95  # mtcnn keeps faces from 0.8 on, false positives on cluttered photos too (e.g. 0.81)
 DETECT_SIDE = 1600  # photos are searched at most this wide/high: mtcnn's landmarks come from 48 x 48 face patches
-DEFAULT_CROP_SIZE = 178  # celeba_crop_size's default; exports older than the crop_size metadata were trained on it
+DEFAULT_CROP_SIZE = CELEBA_CROP_SIZE  # exports older than the crop_size metadata were trained on the default
 FEATHER = 12  # aligned-frame pixels: the pasted square is eroded by this (+1), then blurred over as much again
 SHRINK_ABOVE = 1.5  # photo pixels per aligned pixel above which the face is first resized (antialiased)
 INSTALL_HINT = 'pip install "stargan-tf[faces]"'

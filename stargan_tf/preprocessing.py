@@ -293,3 +293,11 @@ def preprocess(image, crop_size, image_size):
 
 def load_image(path, crop_size, image_size, max_pixels=MAX_PIXELS):
     return preprocess(decode_image(tf.io.read_file(path), path, max_pixels=max_pixels), crop_size, image_size)
+
+
+def check_max_pixels(value):
+    """`value` when it is a pixel budget (a positive integer); otherwise a ValueError naming --max_pixels. The one
+    check of the budget export, serving and translate take."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"--max_pixels must be a positive integer, got {value!r}")
+    return value

@@ -81,12 +81,10 @@ class GeneratorServer(tf.Module):
     """Wraps a trained generator with the serving signatures and its label metadata."""
 
     def __init__(self, generator, attribute_names, image_size, exclusive_group=None, label_dataset=None,
-                 max_pixels=preprocessing.MAX_PIXELS, crop_size=178, discriminator=None, detector=None,
-                 max_faces=8):
+                 max_pixels=preprocessing.MAX_PIXELS, crop_size=faces.DEFAULT_CROP_SIZE, discriminator=None,
+                 detector=None, max_faces=8):
         super().__init__(name="stargan_generator")
-        if not isinstance(max_pixels, int) or max_pixels < 1:
-            raise ValueError(f"--max_pixels must be a positive integer, got {max_pixels!r}")
-        self.max_pixels = max_pixels
+        self.max_pixels = preprocessing.check_max_pixels(max_pixels)
         c_dim = len(attribute_names)
         # Track the generator's tf.Variables themselves, not the Keras model: TF Serving's (TF1 session)
         # loader only restores variables reached this way (keras-team/keras#19274), and each is stored once.

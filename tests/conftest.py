@@ -1,4 +1,5 @@
-"""Shared fixtures: quiet TensorFlow, a small generated CelebA-layout dataset, tiny configs."""
+"""Shared fixtures: quiet TensorFlow, a small generated CelebA-layout dataset, a tiny exported model (the tiny
+configs are in tests/helpers/configs.py)."""
 
 import os
 
@@ -6,13 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from stargan_tf.config import StarGANConfig  # noqa: E402
 from stargan_tf.demo_data import generate_demo_dataset  # noqa: E402
-
-# XLA off: compiling a tiny model's steps takes far longer than the few steps a test runs (tests/test_precision.py
-# checks that XLA computes the same).
-TINY = dict(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=4,
-            mixed_precision="off", jit_compile=False)
 
 
 @pytest.fixture(scope="session")
@@ -39,13 +34,3 @@ def classifier_export(exported, tmp_path_factory):
 
     return tiny_export.export_with_classifier(exported[0].config.model_save_dir,
                                               tmp_path_factory.mktemp("with_classifier"))
-
-
-def tiny_config(out_dir, demo=None, **changes):
-    """A validated 32x32 config with small widths writing under `out_dir`; `demo` is (image_dir, attr_path)."""
-    values = dict(TINY, seed=7, test_size=8, log_dir=str(out_dir / "logs"), model_save_dir=str(out_dir / "models"),
-                  sample_dir=str(out_dir / "samples"), result_dir=str(out_dir / "results"))
-    if demo is not None:
-        values.update(celeba_image_dir=demo[0], attr_path=demo[1])
-    values.update(changes)
-    return StarGANConfig(**values).validate()

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from stargan_tf import app, domains, faces, translate
-from tests.conftest import tiny_config
+from stargan_tf import app, domains, faces
+from stargan_tf.translator import Translator
 from tests.helpers import app_memory
+from tests.helpers.configs import tiny_config
 from tests.helpers.hostile_images import png_bomb
 from tests.test_classify import d_probabilities, png_bytes
 
@@ -70,7 +71,7 @@ def test_only_moved_controls_replace_a_face_own_values():
 
 @pytest.fixture(scope="module")
 def editor(classifier_export, tmp_path_factory):  # noqa: F811
-    return app.Editor(translate.Translator.from_export(classifier_export), out_dir=str(tmp_path_factory.mktemp("out")))
+    return app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path_factory.mktemp("out")))
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ def test_without_the_faces_extra_the_page_says_so_and_translates_the_centre_squa
 
 
 def test_export_without_classify_starts_the_controls_at_zero(exported, astronaut_png, tmp_path):  # noqa: F811
-    plain = app.Editor(translate.Translator.from_export(exported[1]), out_dir=str(tmp_path))
+    plain = app.Editor(Translator.from_export(exported[1]), out_dir=str(tmp_path))
     view = plain.upload(astronaut_png, "astronaut.png")
     assert (view.values, "export with --include_classifier" in view.message) == (["none", 0.0, 0.0], True)
 
@@ -214,7 +215,7 @@ def test_every_model_event_shares_one_queue_slot(editor):
 def test_joint_model_gets_controls_for_both_parts(tmp_path):
     config = tiny_config(tmp_path, dataset="Both", rafd_classes=["happy", "sad"])
     names, groups, label_dataset = domains.layout_for(config).metadata()
-    translator = translate.Translator(None, names, groups, label_dataset, 32)
+    translator = Translator(None, names, groups, label_dataset, 32)
     assert [c.label for c in app.Editor(translator, out_dir=str(tmp_path)).controls] == [
         "Hair colour", "Male", "Young", "RaFD: one of"]
 

@@ -11,8 +11,10 @@ from skimage import data as skdata
 from stargan_tf import domains, faces, serving, translate
 from stargan_tf.export import build_server
 from stargan_tf.models import build_discriminator, build_generator
-from tests.conftest import tiny_config
-from tests.test_serving import photo, png_bytes
+from stargan_tf.translator import NO_CLASSIFIER, Translator
+from tests.helpers.classifier import d_probabilities
+from tests.helpers.configs import tiny_config
+from tests.helpers.images import photo, png_bytes
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 
@@ -24,12 +26,6 @@ def stored_parameters(path):
         if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
             counts[name.split("/")[0]] = counts.get(name.split("/")[0], 0) + int(np.prod(shape))
     return counts
-
-
-def d_probabilities(solver, payloads):
-    """sigmoid of D's class logits on translate_bytes' preprocessing of each payload, computed in Keras."""
-    x = np.stack([serving.decode_square(tf.constant(p), 32).numpy() for p in payloads])
-    return tf.sigmoid(solver.D(x, training=False)[1]).numpy()
 
 
 def test_classify_equals_d_head_on_the_same_preprocessed_image(exported, classifier_export):  # noqa: F811
@@ -54,7 +50,7 @@ def test_default_export_has_no_classify_signature(exported):  # noqa: F811
 
 
 def test_old_export_loads_without_a_classifier(exported):  # noqa: F811
-    assert translate.Translator.from_export(exported[1]).can_classify is False
+    assert Translator.from_export(exported[1]).can_classify is False
 
 
 def test_joint_model_classifies_each_part_and_zeroes_the_mask(tmp_path):
@@ -128,8 +124,8 @@ def test_source_auto_classifies_each_aligned_face(exported, classifier_export, t
 def test_source_auto_without_classify_says_to_re_export(exported, tmp_path, capsys):  # noqa: F811
     photo().save(tmp_path / "p.png")
     code = cli(exported[1], [tmp_path / "p.png"], tmp_path / "out", "--source", "auto")
-    assert (code, capsys.readouterr().err) == (2, f"error: --source auto: {translate.NO_CLASSIFIER}\n")
-    assert "export again with export.py --include_classifier" in translate.NO_CLASSIFIER
+    assert (code, capsys.readouterr().err) == (2, f"error: --source auto: {NO_CLASSIFIER}\n")
+    assert "export again with export.py --include_classifier" in NO_CLASSIFIER
 
 
 def test_source_auto_stands_alone(classifier_export, tmp_path, capsys):

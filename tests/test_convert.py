@@ -198,7 +198,8 @@ def test_cli_convert_then_export_test_mode_and_fine_tune(tmp_path, demo_dataset)
     result = run_command("convert", "--official_generator", g_path, "--official_discriminator", d_path,
                  "--image_size", "32", "--model_save_dir", str(out))
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(out)) == ["checkpoint", "ckpt-300.data-00000-of-00001", "ckpt-300.index", "config.json"]
+    assert sorted(os.listdir(out)) == [".lock", "checkpoint", "ckpt-300.data-00000-of-00001", "ckpt-300.index",
+                                       "config.json"]
     generator, config, step = restore_generator(str(out), "latest")
     assert step == 300 and config.g_repeat_num == 2 and config.d_repeat_num == 5
     reference = convert.load_official_generator(g_path, 32, 5, conv_dim=8, repeat_num=2)

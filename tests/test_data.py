@@ -100,7 +100,7 @@ def encode(image, fmt, **kwargs):
 def test_any_image_mode_decodes_to_rgb(mode, fmt):
     rgb = Image.new("RGB", (20, 10), (200, 40, 10))
     image = rgb.convert(mode)
-    decoded = data.decode_image(tf.constant(encode(image, fmt)), tf.constant("x")).numpy()
+    decoded = preprocessing.decode_image(tf.constant(encode(image, fmt)), tf.constant("x")).numpy()
     assert decoded.shape == (10, 20, 3)
     expected = np.asarray(image.convert("RGB"), np.float32)
     assert np.abs(decoded - expected).mean() < 6  # JPEG and CMYK conversion rounding
@@ -108,23 +108,24 @@ def test_any_image_mode_decodes_to_rgb(mode, fmt):
 
 def test_non_image_bytes_name_the_file():
     with pytest.raises(tf.errors.InvalidArgumentError, match="(?s)not a JPEG, PNG, GIF or BMP image.*notes.txt"):
-        data.decode_image(tf.constant(b"hello world"), tf.constant("notes.txt"))
+        preprocessing.decode_image(tf.constant(b"hello world"), tf.constant("notes.txt"))
 
 
 def test_center_crop_uses_torchvision_offsets():
     image = tf.reshape(tf.range(218 * 178, dtype=tf.float32), [218, 178, 1])
-    crop = data.center_crop(image, 178).numpy()
+    crop = preprocessing.center_crop(image, 178).numpy()
     assert crop.shape == (178, 178, 1)
     assert crop[0, 0, 0] == 20 * 178  # top = round((218 - 178) / 2) = 20
 
 
 def test_small_image_keeps_largest_centred_square():
-    crop = data.center_crop(tf.zeros([40, 30, 3]), 178)
+    crop = preprocessing.center_crop(tf.zeros([40, 30, 3]), 178)
     assert crop.shape == (30, 30, 3)
 
 
 def test_preprocess_scales_to_unit_range():
-    out = data.preprocess(tf.concat([tf.zeros([218, 89, 3]), tf.fill([218, 89, 3], 255.0)], axis=1), 178, 32).numpy()
+    half_white = tf.concat([tf.zeros([218, 89, 3]), tf.fill([218, 89, 3], 255.0)], axis=1)
+    out = preprocessing.preprocess(half_white, 178, 32).numpy()
     assert out.shape == (32, 32, 3)
     assert out.min() == pytest.approx(-1.0) and out.max() == pytest.approx(1.0)
 
@@ -155,9 +156,17 @@ def test_start_batch_resumes_the_same_stream(demo_dataset):
 
 def test_missing_images_are_listed(demo_dataset, tmp_path):
     image_dir, attr_path = demo_dataset
-    with pytest.raises(data.DataError, match=r"2 image\(s\) listed in .* are missing from .*: nope1.jpg, nope2.jpg"):
+    with pytest.raises(data.DataError, match=rf"^--celeba_image_dir {re.escape(image_dir)}: 2 image\(s\) listed in "
+                                             rf"{re.escape(attr_path)} are missing: nope1.jpg, nope2.jpg$"):
         data.check_files_exist(image_dir, ["000001.jpg", "nope1.jpg", "nope2.jpg"], attr_path)
     assert os.path.isdir(image_dir)
+
+
+def test_a_missing_image_folder_names_the_option(demo_dataset, tmp_path):
+    _, attr_path = demo_dataset
+    with pytest.raises(data.DataError, match=rf"^--celeba_image_dir {re.escape(str(tmp_path / 'nope'))}: no such "
+                                             rf"folder \(the images {re.escape(attr_path)} lists\)$"):
+        data.check_files_exist(str(tmp_path / "nope"), ["000001.jpg"], attr_path)
 
 
 def test_demo_dataset_never_replaces_an_unrelated_folder(tmp_path):

@@ -3,7 +3,6 @@ ends the run with an error instead of a hang."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,9 @@ import numpy as np
 import pytest
 
 from stargan_tf import distribute
+from tests.helpers.workers import HELPERS, env, start_workers, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HELPERS = os.path.join(ROOT, "tests", "helpers")
-
-
-def env(**extra):
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
 
 
 # Unit roundoffs of the two compute precisions, and the longest sum of a gradient in the test: a kernel gradient of
@@ -74,36 +69,8 @@ def test_multi_worker_needs_tf_config(monkeypatch):
         distribute.make_strategy("multi_worker")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_workers(demo_dir, out_dir, num_iters, collective_timeout=30):
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    tmp = os.path.join(out_dir, "tmp")  # the workers' TMPDIR, where a non-chief writes its throw-away folders
-    os.makedirs(tmp, exist_ok=True)
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        log = open(os.path.join(out_dir, f"worker{index}.log"), "w")
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(HELPERS, "worker.py"), demo_dir, out_dir, str(num_iters)], stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env(TF_CONFIG=tf_config, COLLECTIVE_TIMEOUT=str(collective_timeout), TMPDIR=tmp)))
-    return procs
-
-
 def throw_away_folders(out_dir):
     return [name for name in os.listdir(os.path.join(out_dir, "tmp")) if name.startswith("stargan-")]
-
-
-def stop(procs):
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def test_two_workers_train_to_identical_weights(tmp_path):

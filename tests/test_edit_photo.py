@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from skimage import data as skdata
 
 from stargan_tf import app, export, faces, preprocessing, translate
+from stargan_tf.translator import Translator
 from tests.helpers.hostile_images import png_bomb
 
 pytest.importorskip("mtcnn")
@@ -55,14 +56,14 @@ def face_export(exported, tmp_path_factory):
 @pytest.fixture(scope="module")
 def translator(face_export):
     """The export loaded once in this process (the fresh-process test loads it on its own)."""
-    return translate.Translator.from_export(face_export)
+    return Translator.from_export(face_export)
 
 
 @pytest.fixture
 def cli_loads_once(face_export, translator, monkeypatch):
     """translate's CLI given --export_dir face_export gets `translator` instead of loading the export again."""
-    load = translate.Translator.from_export
-    monkeypatch.setattr(translate.Translator, "from_export",
+    load = Translator.from_export
+    monkeypatch.setattr(Translator, "from_export",
                         staticmethod(lambda path: translator if path == face_export else load(path)))
 
 

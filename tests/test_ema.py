@@ -15,8 +15,8 @@ from stargan_tf.config import StarGANConfig
 from stargan_tf.export import export_generator
 from stargan_tf.solver import Solver
 from stargan_tf.training import StarGANTrainer, ema_decay_at
-from tests.conftest import TINY, tiny_config
-from tests.test_training import make_batch
+from tests.helpers.batches import make_batch
+from tests.helpers.configs import TINY, tiny_config
 
 
 def test_decay_warms_up_then_holds_at_the_given_value():

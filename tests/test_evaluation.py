@@ -152,7 +152,7 @@ def test_judge_reads_painted_target_colours(shapes, tmp_path):
 
 def test_evaluation_command_on_a_folder_model(shapes, tmp_path, capsys):
     from stargan_tf.solver import Solver
-    from tests.conftest import tiny_config
+    from tests.helpers.configs import tiny_config
 
     train_dir, test_dir = shapes
     config = tiny_config(tmp_path, dataset="RaFD", rafd_image_dir=train_dir, num_iters=2, log_step=2,
@@ -178,7 +178,7 @@ def test_evaluation_command_on_a_folder_model(shapes, tmp_path, capsys):
 
 def test_evaluation_command_on_a_celeba_layout_model(demo_dataset, tmp_path, capsys):
     from stargan_tf.solver import Solver
-    from tests.conftest import tiny_config
+    from tests.helpers.configs import tiny_config
 
     config = tiny_config(tmp_path, demo_dataset, num_iters=2, log_step=2, sample_step=100, model_save_step=2,
                          use_tensorboard=False)
@@ -195,7 +195,7 @@ def test_evaluation_command_on_a_celeba_layout_model(demo_dataset, tmp_path, cap
 
 def test_evaluation_command_errors_name_the_option(shapes, tmp_path, capsys, demo_dataset):
     from stargan_tf.solver import Solver
-    from tests.conftest import tiny_config
+    from tests.helpers.configs import tiny_config
 
     train_dir, _ = shapes
     config = tiny_config(tmp_path, dataset="RaFD", rafd_image_dir=train_dir, num_iters=1, log_step=1,

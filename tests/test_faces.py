@@ -9,9 +9,11 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 from skimage import data as skdata
 
-from stargan_tf import data, domains, faces, serving, translate
+from stargan_tf import domains, faces, preprocessing, serving, translate
 from stargan_tf.export import build_server
-from tests.conftest import tiny_config
+from stargan_tf.translator import Translator
+from tests.helpers.configs import tiny_config
+from tests.helpers.images import jpeg_with_exif_after
 
 GREEN = np.array([0, 255, 0], np.uint8)
 
@@ -86,7 +88,7 @@ def test_crop_box_is_data_center_crop(crop_size):
     frame = np.arange(218 * 178 * 3, dtype=np.int32).reshape(218, 178, 3)
     top, left, size = faces.crop_box(crop_size)
     np.testing.assert_array_equal(frame[top : top + size, left : left + size],
-                                  data.center_crop(tf.constant(frame), crop_size).numpy())
+                                  preprocessing.center_crop(tf.constant(frame), crop_size).numpy())
 
 
 def test_paste_back_keeps_the_photo_size(astronaut, face):
@@ -153,7 +155,6 @@ def test_decode_photo_reads_the_orientation_as_translate_bytes_does():
     """One EXIF reader for every path a photo enters (preprocessing's, in the graph): an Exif segment past the
     bounded prefix it reads is ignored by the app and --align_faces as by translate_bytes, though PIL reads it."""
     from stargan_tf import preprocessing
-    from tests.test_serving import jpeg_with_exif_after
 
     payload = jpeg_with_exif_after(256 * 1024)
     assert Image.open(io.BytesIO(payload)).getexif().get(0x0112) == 6
@@ -183,7 +184,7 @@ def test_fractional_set_on_a_hair_colour_moves_the_rest_of_the_group():
 
 @pytest.fixture(scope="module")
 def translator(exported):  # noqa: F811
-    return translate.Translator.from_export(exported[1])
+    return Translator.from_export(exported[1])
 
 
 def test_fractional_set_reaches_the_label_as_given(translator):
@@ -208,7 +209,7 @@ def test_export_without_crop_size_falls_back_to_178(exported, tmp_path):  # noqa
     path = str(tmp_path / "1")
     serving.save(OldServer(exported[0].G, ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"], 32,
                            crop_size=150), path)
-    assert translate.Translator.from_export(path).crop_size == 178
+    assert Translator.from_export(path).crop_size == 178
 
 
 def test_folder_model_exports_its_rafd_crop_size(exported, tmp_path):  # noqa: F811

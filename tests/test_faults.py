@@ -20,7 +20,9 @@ from stargan_tf.lock import FolderInUse, FolderLock
 from stargan_tf.solver import Solver, prepare_run
 from stargan_tf.streams import TrainingStreams
 from stargan_tf.training import TrainingError
-from tests.conftest import TINY, tiny_config
+from tests.helpers.configs import TINY, tiny_config
+from tests.helpers.faults import class_folders, truncate_a_file_of_batch
+from tests.helpers.workers import start_workers, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,8 +121,6 @@ def test_signal_saves_the_step_it_stopped_at_and_resume_is_exact(tmp_path, signu
 
 
 def test_sigterm_to_one_worker_stops_both_at_the_same_step(tmp_path):
-    from tests.test_distribute import start_workers, stop
-
     procs = start_workers(str(tmp_path / "demo"), str(tmp_path), num_iters=100000)
     try:
         wait_for(procs[0], tmp_path / "worker0.log", "] 4/100000")
@@ -190,25 +190,6 @@ def test_export_names_a_truncated_checkpoint(two_checkpoints, tmp_path):
 
 
 # ---------------------------------------------------------------- broken images
-def class_folders(root, per_class=6):
-    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
-        os.makedirs(root / name)
-        for i in range(per_class):
-            Image.new("RGB", (40, 40), colour).save(root / name / f"{i}.jpg")
-
-
-def truncate_a_file_of_batch(config, batch_index):
-    """Truncate a JPEG that training reads in batch `batch_index` (not one the sample grid reads first)."""
-    paths, _, _ = data.read_class_folders(config.rafd_image_dir)
-    seed = config.seed + 104729 * 0
-    before = {p for b in range(batch_index) for p in data.batch_paths(paths, seed, config.batch_size, b)}
-    victim = next(p for p in data.batch_paths(paths, seed, config.batch_size, batch_index)
-                  if p not in before and p not in paths[: config.batch_size])
-    payload = open(victim, "rb").read()
-    open(victim, "wb").write(payload[: len(payload) // 2])
-    return victim
-
-
 @pytest.fixture()
 def broken_folder_config(tmp_path):
     class_folders(tmp_path / "data")

@@ -11,43 +11,18 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from stargan_tf import checkpoints, distribute, evaluation, export, files, train, translate
+from stargan_tf import checkpoints, distribute, evaluation, export, train, translate
 from stargan_tf.config import load_config, parse_config
 from stargan_tf.data import DataError
 from stargan_tf.solver import Solver
 from stargan_tf.training import TrainingError
-from tests.conftest import tiny_config
-from tests.test_faults import class_folders, truncate_a_file_of_batch
+from tests.helpers.configs import tiny_config
+from tests.helpers.faults import class_folders, full_disk, truncate_a_file_of_batch
 
 
 def run(config, **changes):
     solver = Solver(dataclasses.replace(config, **changes))
     return solver, solver.train()
-
-
-def full_disk(monkeypatch, folder):
-    """Make every write through `stargan_tf.files` under `folder` fail with ENOSPC once the file exists, as on a full
-    disk (the file is created, its bytes are not)."""
-    real_open, folder = open, os.path.abspath(folder)
-
-    class FullFile:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, payload):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def fake_open(path, mode="r", *args, **kwargs):
-        f = real_open(path, mode, *args, **kwargs)
-        return FullFile(f) if "w" in mode and os.path.abspath(path).startswith(folder + os.sep) else f
-
-    monkeypatch.setattr(files, "open", fake_open, raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from stargan_tf.demo_data import generate_shapes_dataset
 from stargan_tf.export import export_generator
 from stargan_tf.solver import Solver
 from stargan_tf.training import classification_loss_for
-from tests.conftest import tiny_config
+from tests.helpers.configs import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -25,8 +25,8 @@ from stargan_tf.models import build_discriminator, build_generator
 from stargan_tf.solver import Solver
 from stargan_tf.stopping import TrainingStopped
 from stargan_tf.training import NonFiniteLoss, TrainingError, learning_rate_at
-from tests.conftest import tiny_config
-from tests.test_faults_probe2 import full_disk
+from tests.helpers.configs import tiny_config
+from tests.helpers.faults import full_disk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELPERS = os.path.join(ROOT, "tests", "helpers")

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from stargan_tf import hardware, losses
 from stargan_tf.config import StarGANConfig, build_parser
-from tests.conftest import TINY
-from tests.test_training import make_batch
+from tests.helpers.batches import make_batch
+from tests.helpers.configs import TINY
 
 
 def trainer_with(**changes):

@@ -13,25 +13,16 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import data, preprocessing, serving, translate
 from stargan_tf import export as export_cli
+from stargan_tf import preprocessing, serving, translate
 from stargan_tf.export import export_generator
+from stargan_tf.translator import Translator, pixel_budget
 from tests.helpers.hostile_images import WEBP_HEAD, encode, gif, noise, png_bomb, top_down_bmp
+from tests.helpers.images import jpeg_with_exif_after, photo, png_bytes
 from tests.helpers.in_process import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def png_bytes(image, fmt="PNG"):
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def photo(mode="RGB", size=(50, 40), seed=0):
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
 
 
 def test_export_goes_into_a_version_folder_named_by_step(exported):
@@ -354,7 +345,7 @@ def test_export_without_max_pixels_loads_in_translate_with_the_default_budget(ex
     path = str(tmp_path / "1")
     serving.save(ServerWithoutBudget(exported[0].G, ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"], 32),
                  path)
-    assert translate.pixel_budget(translate.Translator.from_export(path), None) == data.MAX_PIXELS
+    assert pixel_budget(Translator.from_export(path), None) == preprocessing.MAX_PIXELS
 
 
 def translate_cli(export_dir, inputs, output, *args):
@@ -548,18 +539,6 @@ def test_translate_bytes_turns_the_photo_upright_by_its_exif_orientation(loaded,
                                                 label=tf.constant(np.zeros((2, 5), np.float32)))["image_bytes"]
     turned, upright = [np.asarray(Image.open(io.BytesIO(p)), np.float32) for p in pngs.numpy()]
     assert np.abs(turned - upright).max() <= 1.0
-
-
-def jpeg_with_exif_after(padding, orientation=6):
-    """A JPEG whose APP1 Exif segment (orientation 6) follows `padding` bytes of COM segments after the SOI."""
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    payload = encode(noise(6, 4), "JPEG", exif=exif.tobytes())
-    comments = b""
-    while len(comments) < padding:
-        size = min(65533, padding - len(comments) - 4)
-        comments += b"\xff\xfe" + (size + 2).to_bytes(2, "big") + b"c" * size
-    return payload[:2] + comments + payload[2:]
 
 
 def test_exif_orientation_reads_only_a_bounded_prefix():

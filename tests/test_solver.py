@@ -12,7 +12,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
 from stargan_tf.solver import Solver
-from tests.conftest import tiny_config
+from tests.helpers.configs import tiny_config
 
 
 def run(config, **changes):

@@ -6,7 +6,8 @@ import tensorflow as tf
 from stargan_tf import losses
 from stargan_tf.config import StarGANConfig
 from stargan_tf.training import StarGANTrainer, learning_rate_at
-from tests.conftest import TINY
+from tests.helpers.batches import make_batch
+from tests.helpers.configs import TINY
 
 
 def test_learning_rate_is_constant_then_falls_linearly_to_zero():
@@ -16,14 +17,6 @@ def test_learning_rate_is_constant_then_falls_linearly_to_zero():
     assert lr(101000) == pytest.approx(0.99e-4)
     assert lr(150500) == pytest.approx(0.5e-4)
     assert lr(200000) == 0.0
-
-
-def make_batch(seed, n=4, size=32, c_dim=5):
-    rng = np.random.default_rng(seed)
-    label = (rng.random((n, c_dim)) > 0.5).astype(np.float32)
-    return {"image": tf.constant(rng.uniform(-1, 1, (n, size, size, 3)).astype(np.float32)),
-            "label_org": tf.constant(label), "label_trg": tf.constant(label[rng.permutation(n)]),
-            "alpha": tf.constant(rng.random((n, 1, 1, 1)).astype(np.float32))}
 
 
 def tiny_trainer(seed=0, **optimizers):

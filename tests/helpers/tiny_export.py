@@ -10,7 +10,7 @@ ITERATIONS = 5
 def train(out_dir, demo):
     """A Solver trained for 5 iterations on `demo` ((image_dir, attr_path)) under `out_dir`, saved at its last step."""
     from stargan_tf.solver import Solver
-    from tests.conftest import tiny_config
+    from tests.helpers.configs import tiny_config
 
     config = tiny_config(Path(out_dir), demo, num_iters=ITERATIONS, log_step=ITERATIONS, sample_step=100,
                          model_save_step=ITERATIONS, use_tensorboard=False, seed=3)
