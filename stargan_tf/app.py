@@ -10,7 +10,9 @@ attribute: an exclusive group (hair colours, a folder dataset's classes) is one 
 slider. They start from the photo's own attributes when the export has the classify signature (export.py
 --include_classifier; a checkpoint directory has D anyway); only the controls you move change each face's own.
 The page listens on 127.0.0.1 only, unless --share asks Gradio for a public link. Requests are queued, one at a
-time. A photo larger than WORK_SIDE pixels a side is scaled down to a working copy, the one shown, edited and
+time. Another photo can be uploaded at any time and replaces the open one; clearing the upload (x) clears the page.
+An image smaller than SHOWN_SIDE pixels is shown enlarged (nearest neighbour); the download keeps the result's own
+pixels. A photo larger than WORK_SIDE pixels a side is scaled down to a working copy, the one shown, edited and
 downloaded; the app keeps the MAX_OPEN_PHOTOS most recently used photos (an older one must be uploaded again) and
 the files of its last KEPT_RESULTS requests. The page shows files the app wrote once and never rewrites.
 With an export made with --include_faces (or a checkpoint directory), finding, aligning, translating and pasting
@@ -23,7 +25,9 @@ import argparse
 import atexit
 import collections
 import dataclasses
+import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -50,6 +54,11 @@ MAX_OPEN_PHOTOS = 16  # open photos kept (least recently used first out): about 
 KEPT_RESULTS = 16  # requests whose files stay in out_dir; Gradio has copied them into its cache by then
 MAX_SESSIONS = 256  # Gradio sessions kept (each holds only its photo's key)
 APP_HINT = 'pip install "stargan-tf[app]"'
+IMAGE_HEIGHT = 420  # the Original and Result panels' height in CSS pixels, whatever the images' size
+SHOWN_SIDE = 384  # a smaller image is shown enlarged by a whole factor to at least this many pixels a side
+PHOTO_KINDS = "a JPEG, PNG, GIF or BMP photo"
+NONE_INFO = "none: none of these colours (the label sets no hair colour, as CelebA does for any other hair colour)"
+OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")  # e.g. PIL's `<_io.BytesIO object at 0x7f...>`
 
 
 class PhotoError(ValueError):
@@ -96,6 +105,18 @@ class Control:
 
     def describe(self, value):
         return str(value) if self.choice else f"{self.names[0]}={float(value):g}"
+
+    @property
+    def info(self):
+        """What the page says under the control: what the hair choice's 'none' means."""
+        return NONE_INFO if self.optional else None
+
+    def clamp(self, value):
+        """A slider's value as a number in 0..1, as the page shows a typed one (5 -> 1, empty -> 0); a choice as
+        it is."""
+        if self.choice:
+            return value
+        return min(max(float(value or 0.0), 0.0), 1.0)
 
 
 def controls_for(layout):
@@ -154,8 +175,9 @@ class Photo:
 @dataclasses.dataclass
 class View:
     """What the page shows after a request: always a message; after a successful one the photo and the result
-    (uint8) with its PNG file, and after an upload the values the controls start from, the photo's key in the
-    editor (`token`) and the PNG files of the working copy (`original`) and of the crops."""
+    (uint8) with its PNG file (`png`, the download) and the file the Result panel shows (`shown`: the same, or
+    enlarged when small), and after an upload the values the controls start from, the photo's key in the editor
+    (`token`) and the PNG files of the working copy as shown (`original`, enlarged when small) and of the crops."""
 
     message: str
     photo: Photo | None = None
@@ -165,6 +187,7 @@ class View:
     token: str | None = None
     original: str | None = None
     crops: list | None = None
+    shown: str | None = None
 
 
 def working_copy(pixels, side=WORK_SIDE):
@@ -175,6 +198,18 @@ def working_copy(pixels, side=WORK_SIDE):
     factor = side / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+
+
+def enlarged(pixels, side=SHOWN_SIDE):
+    """`pixels` enlarged by the smallest whole factor that makes its longer side at least `side`, each pixel a sharp
+    square (nearest neighbour): how the page shows a small result; larger images as they are."""
+    factor = math.ceil(side / max(pixels.shape[:2]))
+    return pixels if factor <= 1 else np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
+
+
+def plain(text):
+    """`text` without Python object reprs, which mean nothing to the person reading the page."""
+    return OBJECT_REPR.sub("", text)
 
 
 class Editor:
@@ -205,9 +240,10 @@ class Editor:
             check_image(payload, name, self.budget)
             pixels = faces.decode_photo(payload, self.budget)
         except ValueError as e:
-            raise PhotoError(str(e)) from None
+            unreadable = isinstance(e.__context__, OSError)  # PIL could not read it (UnidentifiedImageError is one)
+            raise PhotoError(plain(str(e)) + (f"; expected {PHOTO_KINDS}." if unreadable else "")) from None
         except tf.errors.InvalidArgumentError as e:  # what the header check cannot see, e.g. a GIF's frames
-            raise PhotoError(f"{name}: {reason(e)}") from None
+            raise PhotoError(plain(f"{name}: {reason(e)}")) from None
         (height, width), pixels = pixels.shape[:2], working_copy(pixels, self.work_side)
         if self.in_graph:
             return self._open_in_graph(pixels, (height, width), name)
@@ -348,13 +384,18 @@ class Editor:
         return folder
 
     def save(self, result, name, folder=None):
-        """The result as a PNG file for the page and its download link: `<stem>-stargan.png`, written once in a
-        folder of its own (never rewritten under a reader)."""
-        return images.save_png(os.path.join(folder or self.folder(), stem(name) + "-stargan.png"), result)
+        """(download, shown): the result as a PNG file for the download link, `<stem>-stargan.png`, and the file
+        the Result panel shows: the same, or when it is smaller than SHOWN_SIDE an enlarged copy beside it
+        (`<stem>-stargan-shown.png`); written once in a folder of their own (never rewritten under a reader)."""
+        path = images.save_png(os.path.join(folder or self.folder(), stem(name) + "-stargan.png"), result)
+        shown = enlarged(result)
+        if shown is result:
+            return path, path
+        return path, images.save_png(path.removesuffix(".png") + "-shown.png", shown)
 
     def save_photo(self, photo, folder):
-        """(working copy, [crops]) as PNG files in `folder` for the page."""
-        original = images.save_png(os.path.join(folder, stem(photo.name) + ".png"), photo.pixels)
+        """(working copy as shown, enlarged when small; [crops]) as PNG files in `folder` for the page."""
+        original = images.save_png(os.path.join(folder, stem(photo.name) + ".png"), enlarged(photo.pixels))
         crops = []
         for i, payload in enumerate(photo.payloads):
             crops.append(os.path.join(folder, f"{stem(photo.name)}-crop{i + 1}.png"))
@@ -373,8 +414,9 @@ class Editor:
             result = self.render(photo, photo.own[0])
             folder = self.folder()
             original, crops = self.save_photo(photo, folder)
-            return View(f"{photo.name}: {photo.note} Now: {self.describe(photo.own[0])}.", photo, result,
-                        self.save(result, photo.name, folder), photo.own[0], self.keep(photo), original, crops)
+            png, shown = self.save(result, photo.name, folder)
+            return View(f"{photo.name}: {photo.note} Now: {self.describe(photo.own[0])}.", photo, result, png,
+                        photo.own[0], self.keep(photo), original, crops, shown)
         return self._guarded(run)
 
     def edit_kept(self, token, values, dataset=None):
@@ -386,15 +428,27 @@ class Editor:
         return self.edit(photo, values, dataset)
 
     def edit(self, photo, values, dataset=None):
-        """The open photo translated to the controls' `values`, or a message saying why not."""
+        """The open photo translated to the controls' `values` (a slider's clamped to 0..1), or a message saying why
+        not; when no control differs from where the upload set it, the message says nothing was changed."""
         if photo is None:
             return View("Upload a photo first.")
 
         def run():
-            result = self.render(photo, values, dataset)
-            return View(f"{photo.name}: translated to {self.describe(values, dataset)}.", photo, result,
-                        self.save(result, photo.name))
+            clamped = [c.clamp(v) for c, v in zip(self.controls, values, strict=True)]
+            result = self.render(photo, clamped, dataset)
+            png, shown = self.save(result, photo.name)
+            return View(self.edit_message(photo, clamped, dataset), photo, result, png, shown=shown)
         return self._guarded(run)
+
+    def edit_message(self, photo, values, dataset=None):
+        """The status after an edit: what the photo was translated to, or that no attribute was changed from the
+        values the upload set (the result is then the upload's)."""
+        described = self.describe(values, dataset)
+        if values != photo.own[0] or (dataset or self.layout.datasets[0]) != self.layout.datasets[0]:
+            return f"{photo.name}: translated to {described}."
+        own = "the photo's own values" if self.translator.can_classify else "the values the controls started at"
+        return (f"{photo.name}: no attribute was changed from {own} ({described}), so the result is the upload's; "
+                "move a control to edit the photo.")
 
     @staticmethod
     def _guarded(run):
@@ -405,7 +459,7 @@ class Editor:
             return View(str(e))
         except Exception as e:  # anything else: logged, and a message in the page
             traceback.print_exc()
-            return View(f"Something went wrong ({type(e).__name__}: {e}); the server's log has the details.")
+            return View(plain(f"Something went wrong ({type(e).__name__}: {e}); the server's log has the details."))
 
 
 def stem(name):
@@ -417,7 +471,9 @@ THEME_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # local fonts: the p
 
 
 def build_page(editor):
-    """The Gradio layout over `editor`: upload, controls, original / crops / result, download; queued one at a time."""
+    """The Gradio layout over `editor`: upload (another photo at any time), controls, original / crops / result,
+    download; queued one at a time. The edits skip Gradio's slider check (an error toast and a traceback for a typed
+    5): Editor.edit clamps the values, as the page does."""
     import gradio as gr
 
     controls = editor.controls
@@ -429,17 +485,19 @@ def build_page(editor):
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(label="Photo (JPEG, PNG, GIF or BMP)", type="filepath", elem_id="upload")
+                another = gr.UploadButton("Upload another photo", type="filepath", size="sm", visible=False,
+                                          elem_id="another")
                 dataset = gr.Radio(list(datasets), value=datasets[0], label="Label of", visible=len(datasets) > 1)
-                widgets = [gr.Radio(c.choices, value=c.default, label=c.label) if c.choice
+                widgets = [gr.Radio(c.choices, value=c.default, label=c.label, info=c.info) if c.choice
                            else gr.Slider(0.0, 1.0, value=0.0, step=SLIDER_STEP, label=c.label) for c in controls]
                 button = gr.Button("Translate", variant="primary")
                 message = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="message")
             with gr.Column(scale=2):
                 with gr.Row():
                     original = gr.Image(label="Original", format="png", interactive=False, elem_id="original",
-                                        buttons=["fullscreen"])
+                                        height=IMAGE_HEIGHT, buttons=["fullscreen"])
                     result = gr.Image(label="Result", format="png", interactive=False, elem_id="result",
-                                      buttons=["download", "fullscreen"])
+                                      height=IMAGE_HEIGHT, buttons=["fullscreen"])  # the download: below
                 crops = gr.Gallery(label="What the model sees (each face aligned, or the centre square)", format="png",
                                    columns=6, height=200, object_fit="contain", preview=False, fit_columns=False,
                                    elem_id="crops")
@@ -453,24 +511,39 @@ def build_page(editor):
                 view = editor.upload(f.read(), os.path.basename(path))
             if view.photo is None:
                 return {photo: None, message: view.message, original: None, crops: None, result: None,
-                        download: None}
+                        download: None, another: gr.update(visible=True)}
             return {photo: view.token, message: view.message, original: view.original, crops: view.crops,
-                    result: view.png, download: view.png, **dict(zip(widgets, view.values, strict=True))}
+                    result: view.shown, download: view.png, another: gr.update(visible=True),
+                    **dict(zip(widgets, view.values, strict=True))}
+
+        def on_another(path, previous):
+            """An upload from the button: it replaces the open photo, and the upload box names the new one."""
+            return {**on_upload(path, previous), upload: path} if path else {}
+
+        def on_clear(previous):
+            """x on the upload: the photo is closed, every view emptied and the controls back at their defaults."""
+            editor.close(previous)
+            return {photo: None, message: "Upload a photo.", original: None, crops: None, result: None,
+                    download: None, another: gr.update(visible=False),
+                    **dict(zip(widgets, editor.defaults, strict=True))}
 
         def on_edit(token, chosen, *values):
             view = editor.edit_kept(token, list(values), chosen)
             if view.result is None:
                 return {message: view.message}
-            return {message: view.message, result: view.png, download: view.png}
+            return {message: view.message, result: view.shown, download: view.png}
 
         shared = dict(concurrency_limit=1, concurrency_id="model", trigger_mode="always_last")
-        upload.upload(on_upload, [upload, photo], [photo, message, original, crops, result, download, *widgets],
-                      **shared)
+        views = [photo, message, original, crops, result, download, another, *widgets]
+        upload.upload(on_upload, [upload, photo], views, **shared)
+        another.upload(on_another, [another, photo], [upload, *views], **shared)
+        upload.clear(on_clear, [photo], views, **shared)
         edit_inputs, edit_outputs = [photo, dataset, *widgets], [message, result, download]
+        edit = dict(shared, preprocess=False)  # raw slider values: a typed 5 is clamped by Editor.edit, not refused
         for control, widget in zip(controls, widgets, strict=True):
-            (widget.input if control.choice else widget.release)(on_edit, edit_inputs, edit_outputs, **shared)
-        dataset.input(on_edit, edit_inputs, edit_outputs, **shared)
-        button.click(on_edit, edit_inputs, edit_outputs, **shared)
+            (widget.input if control.choice else widget.release)(on_edit, edit_inputs, edit_outputs, **edit)
+        dataset.input(on_edit, edit_inputs, edit_outputs, **edit)
+        button.click(on_edit, edit_inputs, edit_outputs, **edit)
     return page
 
 
@@ -493,6 +566,15 @@ def load_editor(args):
                   args.max_pixels)
 
 
+def running_line(local_url, share_url, share):
+    """Where the page is, naming our --share flag (Gradio's own hint names its share=True argument)."""
+    if share_url:
+        return f"Running on {local_url} and publicly on {share_url}"
+    if share:
+        return f"Running on {local_url} only: Gradio could not make the public link (see above)"
+    return f"Running on {local_url} ; pass --share for a public link"
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -509,8 +591,11 @@ def main(argv=None):
     page = build_page(editor)
     page.queue(default_concurrency_limit=1, max_size=32)
     theme = gr.themes.Default(font=THEME_FONTS, font_mono=["ui-monospace", "monospace"])
-    page.launch(server_name="127.0.0.1", server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD,
-                theme=theme, ssr_mode=False, footer_links=[], state_session_capacity=MAX_SESSIONS)
+    _, local_url, share_url = page.launch(
+        server_name="127.0.0.1", server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD, theme=theme,
+        ssr_mode=False, footer_links=[], state_session_capacity=MAX_SESSIONS, quiet=True, prevent_thread_lock=True)
+    print(running_line(local_url, share_url, args.share), flush=True)
+    page.block_thread()  # until Ctrl-C or SIGTERM
     return 0
 
 

@@ -1,10 +1,13 @@
 """The photo-editing web app: its plain functions, and the page itself driven in headless Chromium."""
 
 import concurrent.futures
+import contextlib
+import io
 import os
 import shutil
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,14 +17,17 @@ from skimage import data as skdata
 from stargan_tf import app, domains, faces
 from stargan_tf.translator import Translator
 from tests.helpers import app_memory
+from tests.helpers.classifier import d_probabilities
 from tests.helpers.configs import tiny_config
 from tests.helpers.hostile_images import png_bomb
-from tests.test_classify import d_probabilities, png_bytes
+from tests.helpers.images import png_bytes
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 CELEBA = domains.LabelLayout((("CelebA", domains.attribute_spec(ATTRS)),))
 BOTH = domains.LabelLayout((("CelebA", domains.attribute_spec(ATTRS)), ("RaFD", domains.class_spec(["happy", "sad"]))))
 BUDGET_MESSAGE = "20000 x 20000 = 400,000,000 pixels exceeds the budget of 50,000,000 pixels (--max_pixels)"
+NON_IMAGE_MESSAGE = ("notes.png: not a readable image (cannot identify image file); expected a JPEG, PNG, GIF or BMP "
+                     "photo.")  # before: (cannot identify image file <_io.BytesIO object at 0x7f...>)
 
 
 # Controls and labels.
@@ -53,6 +59,20 @@ def test_label_from_controls(values, expected):
 def test_label_of_the_folder_part_sets_its_class_and_mask():
     label = app.label_for(BOTH, app.controls_for(BOTH), ["Black_Hair", 1.0, 1.0, "sad"], "RaFD")
     np.testing.assert_array_equal(label, [[0, 0, 0, 0, 0, 0, 1, 0, 1]])
+
+
+def test_typed_slider_values_are_clamped_as_the_page_shows_them():
+    male = app.controls_for(CELEBA)[1]
+    assert [male.clamp(v) for v in (5, -2, None, 0.4)] == [1.0, 0.0, 0.0, 0.4]
+
+
+def test_small_images_are_enlarged_by_a_whole_factor_nearest_neighbour():
+    small = np.arange(32 * 20 * 3, dtype=np.uint8).reshape(32, 20, 3)
+    shown = app.enlarged(small)
+    assert shown.shape == (384, 240, 3)
+    np.testing.assert_array_equal(shown[::12, ::12], small)
+    big = skdata.astronaut()
+    assert app.enlarged(big) is big
 
 
 def test_controls_start_from_rounded_probabilities():
@@ -114,6 +134,13 @@ def test_edit_writes_the_result_as_png(editor, uploaded):
     assert view.message == "astronaut.png: translated to Blond_Hair, Male=1, Young=0."
 
 
+def test_edit_without_a_moved_control_says_nothing_changed(editor, uploaded):
+    now = uploaded.message.split("Now: ", 1)[1].removesuffix(".")
+    assert editor.edit(uploaded.photo, uploaded.values).message == (
+        f"astronaut.png: no attribute was changed from the photo's own values ({now}), so the result is the "
+        "upload's; move a control to edit the photo.")
+
+
 def test_edit_before_any_upload_asks_for_a_photo(editor):
     assert editor.edit(None, editor.defaults).message == "Upload a photo first."
 
@@ -125,6 +152,17 @@ def test_edit_before_any_upload_asks_for_a_photo(editor):
 def test_bad_upload_gives_a_message_and_no_result(editor, payload, message):
     view = editor.upload(payload, "notes.png")
     assert (view.message.startswith(message), view.result) == (True, None)
+
+
+def test_non_image_message_names_the_photo_kinds_without_object_reprs(editor):
+    assert editor.upload(b"not an image", "notes.png").message == NON_IMAGE_MESSAGE
+
+
+def test_small_result_is_shown_enlarged_and_saved_with_its_own_pixels(editor):
+    view = editor.upload(png_bytes(Image.fromarray(skdata.coffee())), "coffee.png")
+    shown, saved = np.asarray(Image.open(view.shown)), np.asarray(Image.open(view.png))
+    assert (saved.shape, shown.shape) == ((32, 32, 3), (384, 384, 3))
+    np.testing.assert_array_equal(shown, app.enlarged(saved))
 
 
 def test_photo_without_a_face_says_so_and_translates_the_centre_square(editor):
@@ -207,9 +245,10 @@ def test_open_photos_and_result_folders_are_capped(editor, astronaut_png, tmp_pa
 
 
 def test_every_model_event_shares_one_queue_slot(editor):
+    """One slot keeps them in order too: a clear after an upload still in the queue runs after it."""
     page = app.build_page(editor)
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in page.fns.values()} == {("model", 1)}
-    assert len(page.fns) == 6  # upload, hair colour, Male, Young, the dataset choice, the Translate button
+    assert len(page.fns) == 8  # upload, another upload, clear, hair colour, Male, Young, the dataset, Translate
 
 
 def test_joint_model_gets_controls_for_both_parts(tmp_path):
@@ -218,6 +257,13 @@ def test_joint_model_gets_controls_for_both_parts(tmp_path):
     translator = Translator(None, names, groups, label_dataset, 32)
     assert [c.label for c in app.Editor(translator, out_dir=str(tmp_path)).controls] == [
         "Hair colour", "Male", "Young", "RaFD: one of"]
+
+
+def test_running_line_names_the_public_link_or_why_there_is_none():
+    local = "http://127.0.0.1:7860/"
+    assert [app.running_line(local, "https://x.gradio.live", True), app.running_line(local, None, True)] == [
+        "Running on http://127.0.0.1:7860/ and publicly on https://x.gradio.live",
+        "Running on http://127.0.0.1:7860/ only: Gradio could not make the public link (see above)"]
 
 
 def test_main_without_gradio_names_the_app_extra(monkeypatch, capsys):
@@ -233,13 +279,24 @@ CHROMIUM = shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
-def server(classifier_export, tmp_path_factory):  # noqa: F811
+def app_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("app")
+
+
+@pytest.fixture(scope="module")
+def server(classifier_export, app_folder):  # noqa: F811
     """The app in its own process on a free port: its URL."""
     try:
-        with app_memory.running_app(classifier_export, tmp_path_factory.mktemp("app")) as (url, _):
+        with app_memory.running_app(classifier_export, app_folder) as (url, _):
             yield url
     except RuntimeError as e:
         pytest.fail(str(e))
+
+
+@pytest.fixture(scope="module")
+def server_log(server, app_folder):
+    """The server's output (stdout and stderr) so far, as a file."""
+    return app_folder / "app.log"
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +322,18 @@ def wait_for_message(page, pattern):
     return message(page)
 
 
+def answer(page, before, toast=False):
+    """The status once it is no longer `before` (or, with `toast`, once an error toast shows: Gradio's own, for a
+    refused input); after 3 minutes, the status as it is, so a step that fails leaves the next to their own tests."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    toasts = "document.querySelector('.toast-body') !== null" if toast else "false"
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(f"before => document.querySelector('#message textarea').value !== before || {toasts}",
+                               arg=before, timeout=180_000)
+    return message(page)
+
+
 @pytest.fixture(scope="module")
 def session(server, browser, astronaut, tmp_path_factory):
     """Upload the astronaut, pick another hair colour (blond, or brown if D calls her blond), click Young's slider at
@@ -278,6 +347,7 @@ def session(server, browser, astronaut, tmp_path_factory):
     page.goto(server)
     page.locator("#upload input[type=file]").set_input_files(str(folder / "astronaut.png"))
     uploaded = wait_for_message(page, "Now: ")
+    none_explained = page.get_by_text(app.NONE_INFO).is_visible()
     hair = "Brown_Hair" if "Now: Blond_Hair" in uploaded else "Blond_Hair"
     page.get_by_label(hair).check()
     hair_changed = wait_for_message(page, f"translated to {hair}, ")
@@ -293,7 +363,8 @@ def session(server, browser, astronaut, tmp_path_factory):
         shutil.copyfile(folder / "app.png", os.environ["APP_SCREENSHOT"])
     context.close()
     return {"uploaded": uploaded, "hair": hair, "hair_changed": hair_changed, "young": young, "elsewhere": elsewhere,
-            "result": np.asarray(Image.open(folder / "result.png")), "screenshot": folder / "app.png"}
+            "result": np.asarray(Image.open(folder / "result.png")), "screenshot": folder / "app.png",
+            "none explained": none_explained}
 
 
 def test_browser_upload_states_the_face_and_its_own_attributes(session):
@@ -336,6 +407,11 @@ def test_page_loads_nothing_from_elsewhere(session):
     assert session["elsewhere"] == []
 
 
+def test_browser_hair_choice_explains_none(session):
+    """The hair colour's info line says what its "none" sets: no hair colour in the label."""
+    assert session["none explained"]
+
+
 @pytest.mark.parametrize("name,payload,expected", [
     ("notes.png", b"not an image", "notes.png: not a readable image"),
     ("bomb.png", png_bomb(20000, 20000), f"bomb.png: {BUDGET_MESSAGE}"),
@@ -369,3 +445,176 @@ def test_identical_uploads_get_files_of_their_own_never_rewritten(editor, astron
     assert set(shown(first)).isdisjoint(shown(second) + [edited.png])
     assert len({os.path.dirname(p) for p in [first.png, second.png, edited.png]}) == 3
     assert stats(shown(first)) == before
+
+
+# App polish (issue 21, item 4), in the browser.
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Photos without a face (quick: no paste-back; the tiny model's result is its 32 px centre square) and a file
+    that is no image."""
+    folder = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skdata.coffee()).save(folder / "coffee.png")  # 600 x 400
+    Image.fromarray(skdata.chelsea()).save(folder / "chelsea.png")  # 451 x 300
+    (folder / "notes.png").write_bytes(b"not an image")
+    return folder
+
+
+def open_page(browser, server, path):
+    """A new page at the app (1400 x 1000) with `path` uploaded, once the status names it."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(server)
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    wait_for_message(page, f"^{path.name.replace('.', '[.]')}: ")
+    return page
+
+
+def natural_size(page, selector):
+    """(width, height) of the image file an <img> shows."""
+    return tuple(page.locator(selector).evaluate("e => [e.naturalWidth, e.naturalHeight]"))
+
+
+def drawn_size(page, selector):
+    """(width, height) in CSS pixels an <img> is drawn at inside its box, after its object-fit."""
+    return tuple(page.locator(selector).evaluate("""e => {
+        const fit = getComputedStyle(e).objectFit;
+        const contain = Math.min(e.clientWidth / e.naturalWidth, e.clientHeight / e.naturalHeight);
+        const scale = {contain: contain, "scale-down": Math.min(1, contain), none: 1}[fit];
+        return scale === undefined ? [e.clientWidth, e.clientHeight]
+            : [Math.round(e.naturalWidth * scale), Math.round(e.naturalHeight * scale)];
+    }"""))
+
+
+def own_value(status, name):
+    """The value of attribute `name` in an upload's status ("... Now: Black_Hair, Male=0, Young=1.")."""
+    return status.split("Now: ", 1)[1].rstrip(".").split(f"{name}=", 1)[1].split(",")[0]
+
+
+@pytest.fixture(scope="module")
+def replaced(server, browser, photos):
+    """Upload chelsea, click Young's slider at 3/4, then upload coffee with "Upload another photo" (no x first), and
+    move the hair colour of what is now open."""
+    page = open_page(browser, server, photos / "chelsea.png")
+    slider = page.get_by_role("slider", name="Young").bounding_box()
+    page.mouse.click(slider["x"] + slider["width"] * 0.75, slider["y"] + slider["height"] / 2)
+    wait_for_message(page, "^chelsea[.]png: translated to .*Young=0[.]")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Upload another photo").click()
+    chooser.value.set_files(str(photos / "coffee.png"))
+    uploaded = wait_for_message(page, "^coffee[.]png: ")
+    shown = {"status": uploaded, "original": natural_size(page, "#original img"),
+             "result": page.locator("#result img").get_attribute("src").rsplit("/", 1)[1],
+             "download": page.locator("#download a.download-link").get_attribute("download"),
+             "upload box": page.locator("#upload td.filename").all_inner_texts(),
+             "Young": page.get_by_label("number input for Young").input_value()}
+    page.get_by_label("Brown_Hair").check()
+    shown["edited"] = wait_for_message(page, "translated to Brown_Hair")
+    page.close()
+    return shown
+
+
+def test_browser_another_upload_replaces_the_photo(replaced):
+    """Original, Result, the download, the upload box and the controls (Young back at coffee's own) follow it."""
+    assert replaced["status"].startswith("coffee.png: No face found in coffee.png")
+    assert {k: v for k, v in replaced.items() if k not in ("status", "edited")} == {
+        "original": (600, 400), "result": "coffee-stargan-shown.png", "download": "coffee-stargan.png",
+        "upload box": ["coffee\n.png"], "Young": own_value(replaced["status"], "Young")}
+
+
+def test_browser_controls_edit_the_photo_that_replaced_the_first(replaced):
+    assert replaced["edited"].startswith("coffee.png: translated to Brown_Hair, ")
+
+
+@pytest.fixture(scope="module")
+def coffee(server, browser, photos, server_log):
+    """One page, step by step: upload coffee (its result: the tiny model's 32 x 32 centre square), look at the Result
+    panel and download the result; Translate with nothing moved; type 5 into Male's number box and leave it (Tab);
+    press x on the upload; Translate again. Each step waits for the page's answer, whatever it is."""
+    page = open_page(browser, server, photos / "coffee.png")
+    uploaded = message(page)
+    result = page.locator("#result img")
+    result.evaluate("e => e.decode()")
+    shown = {"panel height": page.locator("#result").bounding_box()["height"], "drawn": drawn_size(page, "#result img"),
+             "file": np.asarray(Image.open(io.BytesIO(page.request.get(result.get_attribute("src")).body())))}
+    with page.expect_download() as download:
+        page.locator("#download a.download-link").click()
+    shown["download"] = np.asarray(Image.open(download.value.path()))
+
+    page.get_by_role("button", name="Translate").click()
+    shown["unchanged"], shown["own"] = answer(page, uploaded), uploaded.split("Now: ", 1)[1].removesuffix(".")
+
+    logged, box = server_log.stat().st_size, page.get_by_label("number input for Male")
+    box.fill("5")
+    box.press("Tab")
+    shown["typed"] = answer(page, shown["unchanged"], toast=True)
+    page.wait_for_timeout(500)  # a toast or a log line, were there one, would show by now
+    shown["box"], shown["toasts"] = box.input_value(), page.locator(".toast-body").all_inner_texts()
+    shown["log"] = server_log.read_bytes()[logged:].decode(errors="replace")
+
+    page.locator("#upload button[aria-label=Clear]").click()
+    shown["cleared"] = {"status": answer(page, shown["typed"]),
+                        "images": page.locator("#original img, #result img, #crops img").count(),
+                        "download": page.locator("#download a.download-link").count(),
+                        "upload another": page.get_by_role("button", name="Upload another photo").is_visible()}
+    page.get_by_role("button", name="Translate").click()
+    status = answer(page, shown["cleared"]["status"])
+    page.wait_for_timeout(500)  # a result, were there one, would show by now
+    shown["after clear"] = {"status": status, "images": page.locator("#original img, #result img").count()}
+    page.close()
+    return shown
+
+
+def test_browser_small_result_is_drawn_large_in_a_full_height_panel(coffee):
+    """Measured: a 418 px panel, the 32 px result drawn at 384 x 384 (before: a 32 px strip)."""
+    assert (coffee["panel height"] >= 400, min(coffee["drawn"]) >= 300) == (True, True)
+
+
+def test_browser_small_result_shown_is_its_download_enlarged_nearest_neighbour(coffee):
+    """Each of the 32 x 32 pixels a sharp 12 x 12 square: 384 x 384."""
+    np.testing.assert_array_equal(coffee["file"], np.repeat(np.repeat(coffee["download"], 12, axis=0), 12, axis=1))
+
+
+def test_browser_small_result_downloads_its_own_pixels(coffee):
+    assert coffee["download"].shape == (32, 32, 3)
+
+
+def test_browser_translate_without_a_change_says_so(coffee):
+    assert coffee["unchanged"] == (f"coffee.png: no attribute was changed from the photo's own values "
+                                   f"({coffee['own']}), so the result is the upload's; move a control to edit the "
+                                   "photo.")
+
+
+def test_browser_typed_out_of_range_value_is_clamped(coffee):
+    assert (coffee["typed"].startswith("coffee.png: translated to "), "Male=1," in coffee["typed"], coffee["box"]) == (
+        True, True, "1")
+
+
+def test_browser_typed_out_of_range_value_gives_no_error_toast_or_traceback(coffee):
+    assert (coffee["toasts"], "Traceback" in coffee["log"], "gradio.exceptions" in coffee["log"]) == ([], False, False)
+
+
+def test_browser_clearing_the_upload_empties_every_view(coffee):
+    assert coffee["cleared"] == {"status": "Upload a photo.", "images": 0, "download": 0, "upload another": False}
+
+
+def test_browser_after_clearing_translate_edits_no_photo(coffee):
+    assert coffee["after clear"] == {"status": "Upload a photo first.", "images": 0}
+
+
+def test_browser_non_image_message_names_what_was_expected(server, browser, photos):
+    page = open_page(browser, server, photos / "notes.png")
+    shown = message(page)
+    page.close()
+    assert shown == NON_IMAGE_MESSAGE
+
+
+def test_launch_prints_our_share_flag_not_gradios_hint(server, server_log):
+    """Gradio's `set share=True in launch()` names an argument the command line has not; ours names --share."""
+    for _ in range(100):  # the line follows launch(), which returns just after the page answers
+        lines = [line for line in server_log.read_text(errors="replace").splitlines() if "Running on" in line]
+        if lines:
+            break
+        time.sleep(0.1)
+    assert (lines, "share=True" in server_log.read_text(errors="replace")) == (
+        [f"Running on {server} ; pass --share for a public link"], False)
