@@ -3,9 +3,9 @@
   python -m stargan_tf.app --export_dir DIR [--port 7860] [--share] [--no_align_faces] [--max_pixels N]
   python -m stargan_tf.app --model_save_dir DIR [--test_iters N|latest] [--generator auto|ema|raw]
 
-Needs the app extra (pip install "stargan-tf[app]", Gradio); with the faces extra too, every face is found (mtcnn),
-aligned like CelebA, translated and pasted back, and pixels outside the feathered faces keep their bytes. Without
-it, or when no face is found, the page says so and the photo's centre square is translated. One control per
+Needs the app extra (Gradio: pip install -e ".[app]" in the clone); with the faces extra too, every face is found
+(mtcnn), aligned like CelebA, translated and pasted back, and pixels outside the feathered faces keep their bytes.
+Without it, or when no face is found, the page says so and the photo's centre square is translated. One control per
 attribute: an exclusive group (hair colours, a folder dataset's classes) is one choice, every other attribute a 0..1
 slider. They start from the photo's own attributes when the export has the classify signature (export.py
 --include_classifier; a checkpoint directory has D anyway); only the controls you move change each face's own.
@@ -53,7 +53,7 @@ WORK_SIDE = 1600  # the working copy's longer side at most: 1600 x 1200 x 3 = 5.
 MAX_OPEN_PHOTOS = 16  # open photos kept (least recently used first out): about 92 MB at most
 KEPT_RESULTS = 16  # requests whose files stay in out_dir; Gradio has copied them into its cache by then
 MAX_SESSIONS = 256  # Gradio sessions kept (each holds only its photo's key)
-APP_HINT = 'pip install "stargan-tf[app]"'
+APP_HINT = 'pip install -e ".[app]" in the clone'
 IMAGE_HEIGHT = 420  # the Original and Result panels' height in CSS pixels, whatever the images' size
 SHOWN_SIDE = 384  # a smaller image is shown enlarged by a whole factor to at least this many pixels a side
 PHOTO_KINDS = "a JPEG, PNG, GIF or BMP photo"

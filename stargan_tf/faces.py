@@ -31,7 +31,7 @@ DETECT_SIDE = 1600  # photos are searched at most this wide/high: mtcnn's landma
 DEFAULT_CROP_SIZE = CELEBA_CROP_SIZE  # exports older than the crop_size metadata were trained on the default
 FEATHER = 12  # aligned-frame pixels: the pasted square is eroded by this (+1), then blurred over as much again
 SHRINK_ABOVE = 1.5  # photo pixels per aligned pixel above which the face is first resized (antialiased)
-INSTALL_HINT = 'pip install "stargan-tf[faces]"'
+INSTALL_HINT = 'pip install -e ".[faces]" in the clone'
 
 
 class FacesExtraMissing(ImportError):

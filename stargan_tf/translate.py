@@ -17,7 +17,7 @@ label with NAME at 0, 0.25, 0.5, 0.75 and 1.
 Without --align_faces (the default) the model sees the photo's largest centred square (of the photo turned upright
 by its EXIF orientation), resized: right for photos already cropped like the training images (CelebA's aligned
 178 x 218 faces) and for folder datasets. Folder entries that are not regular files (a FIFO) are skipped, named.
-`--align_faces` (needs the faces extra: pip install "stargan-tf[faces]") finds every face with mtcnn (confidence
+`--align_faces` (needs the faces extra: pip install -e ".[faces]" in the clone) finds every face with mtcnn (confidence
 >= --min_face_confidence, default 0.95), aligns each as CelebA did (the model's own training crop), translates it
 and pastes it back into the full-size photo (turned upright by its EXIF orientation, as viewers show it); pixels
 outside the feathered faces keep their bytes. With --grid or --strip it writes instead one row per face of aligned
@@ -366,7 +366,7 @@ def parse_args(argv=None):
                                                         "0, 0.25, 0.5, 0.75 and 1 on top of --set")
     parser.add_argument("--align_faces", action="store_true",
                         help="find faces (mtcnn), align each like CelebA, translate and paste back into the full "
-                             "photo (needs: pip install \"stargan-tf[faces]\")")
+                             "photo (needs: pip install -e \".[faces]\" in the clone)")
     parser.add_argument("--min_face_confidence", type=float, default=None,
                         help=f"with --align_faces: keep faces mtcnn scores at least this (default "
                              f"{faces.MIN_CONFIDENCE})")

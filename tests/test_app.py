@@ -180,8 +180,8 @@ def test_without_the_faces_extra_the_page_says_so_and_translates_the_centre_squa
         view = editor.upload(astronaut_png, "astronaut.png")
     finally:
         faces.load_detector.cache_clear()
-    assert view.message.startswith('astronaut.png: Faces are not aligned: install the faces extra (pip install '
-                                   '"stargan-tf[faces]"); the centre square is translated instead.')
+    assert view.message.startswith('astronaut.png: Faces are not aligned: install the faces extra (pip install -e '
+                                   '".[faces]" in the clone); the centre square is translated instead.')
     assert view.result.shape == (32, 32, 3)
 
 

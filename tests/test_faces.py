@@ -167,7 +167,7 @@ def test_missing_mtcnn_names_the_faces_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "mtcnn", None)
     faces.load_detector.cache_clear()
     try:
-        with pytest.raises(faces.FacesExtraMissing, match=r'the faces extra: pip install "stargan-tf\[faces\]"'):
+        with pytest.raises(faces.FacesExtraMissing, match=r'faces extra: pip install -e "\.\[faces\]" in the clone$'):
             faces.load_detector()
     finally:
         faces.load_detector.cache_clear()
@@ -305,7 +305,8 @@ def test_cli_without_mtcnn_names_the_faces_extra(exported, tmp_path, photo_file,
         code = cli(exported[1], [photo_file], tmp_path, "--align_faces")
     finally:
         faces.load_detector.cache_clear()
-    assert (code, 'install the faces extra: pip install "stargan-tf[faces]"' in capsys.readouterr().err) == (2, True)
+    hint = 'install the faces extra: pip install -e ".[faces]" in the clone'
+    assert (code, hint in capsys.readouterr().err) == (2, True)
 
 
 @pytest.mark.parametrize("args,message", [
