@@ -5,8 +5,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEV_STAMP := $(VENV)/.installed-dev-stamp
 DEMO_DIR ?= demo_run
+EXTRAS_STAMP := $(VENV)/.installed-extras-stamp
 
-.PHONY: demo test lint venv clean-demo
+# make export / translate / app use the demo run's model by default; override any of these on the command line.
+MODEL_SAVE_DIR ?= $(DEMO_DIR)/models
+EXPORT_DIR ?= $(DEMO_DIR)/export
+EXPORT_FLAGS ?= --include_classifier --include_faces --overwrite
+PHOTO ?=
+OUT ?= $(DEMO_DIR)/translated
+SET ?= Blond_Hair=1
+TRANSLATE_FLAGS ?= --source auto --set $(SET) --align_faces --fallback_center_crop --overwrite
+APP_FLAGS ?=
+
+.PHONY: demo test lint venv clean-demo export translate app
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +33,32 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt requirement
 	touch $(DEV_STAMP)
 
 venv: $(STAMP)
+
+# The faces extra (mtcnn) and the app extra (Gradio), with the package still editable: what export, translate and app
+# need beyond requirements.txt.
+$(EXTRAS_STAMP): $(STAMP) requirements-faces.txt requirements-app.txt
+	$(PY) -m pip install --quiet -e ".[faces,app]"
+	touch $(EXTRAS_STAMP)
+
+NEED_MODEL = @test -f "$(MODEL_SAVE_DIR)/config.json" || { echo "no trained model in $(MODEL_SAVE_DIR) \
+  (no config.json): run make demo first, or pass MODEL_SAVE_DIR=DIR (a train.py --model_save_dir)" >&2; exit 2; }
+
+# A TF Serving export of the latest checkpoint, with D's classifier and the edit_photo graph.
+export: $(EXTRAS_STAMP)
+	$(NEED_MODEL)
+	$(PY) export.py --model_save_dir $(MODEL_SAVE_DIR) --export_dir $(EXPORT_DIR) $(EXPORT_FLAGS)
+
+# make translate PHOTO=photo.jpg (files or folders): every face aligned, translated to SET and pasted back, into OUT.
+translate: $(EXTRAS_STAMP)
+	$(NEED_MODEL)
+	@test -n "$(PHOTO)" || { echo "make translate needs PHOTO=path (photos and/or folders of photos)" >&2; exit 2; }
+	$(PY) -m stargan_tf.translate --model_save_dir $(MODEL_SAVE_DIR) --input $(PHOTO) --output $(OUT) \
+	  $(TRANSLATE_FLAGS)
+
+# The web page on http://127.0.0.1:7860 (APP_FLAGS="--port N" for another port); Ctrl-C stops it.
+app: $(EXTRAS_STAMP)
+	$(NEED_MODEL)
+	$(PY) -m stargan_tf.app --model_save_dir $(MODEL_SAVE_DIR) $(APP_FLAGS)
 
 # Trains the paper's StarGAN (32x32, smaller widths) on the embedded synthetic CelebA-layout dataset.
 # Each run starts over: the previous demo run's checkpoints, samples and logs are removed (the data is kept).

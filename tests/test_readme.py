@@ -147,3 +147,118 @@ def test_layout_lists_every_module_in_import_order():
     for position, module in enumerate(order):
         later = (package_imports(module) & modules) - set(order[:position])
         assert not later, f"{module} imports {sorted(later)}, which the README's Layout names after it"
+
+
+def markdown_lines():
+    """The README's lines outside fenced code blocks (a `# comment` in a bash block is no heading)."""
+    fenced = False
+    for line in README.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            yield line
+
+
+def github_anchor(heading):
+    """The anchor GitHub gives a heading: lower case, punctuation (backticks, colons, brackets...) dropped, spaces to
+    hyphens; a repeated anchor gets -1, -2, ... (added by `heading_anchors`)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def heading_anchors():
+    """{anchor: heading text} of every heading, numbered as GitHub numbers repeats."""
+    anchors, seen = {}, {}
+    for line in markdown_lines():
+        match = re.match(r"(#{1,6}) (.+)$", line)
+        if match:
+            base = github_anchor(match.group(2))
+            anchor = base if base not in seen else f"{base}-{seen[base]}"
+            seen[base] = seen.get(base, 0) + 1
+            anchors[anchor] = match.group(2)
+    return anchors
+
+
+def test_github_anchor_rules():
+    assert github_anchor("Measuring quality: the evaluation command and `--eval_step`") == \
+        "measuring-quality-the-evaluation-command-and---eval_step"
+    assert github_anchor("Use it from Keras: fit()") == "use-it-from-keras-fit"
+    assert github_anchor("Results on real data (Fashion-MNIST)") == "results-on-real-data-fashion-mnist"
+
+
+def test_contents_lists_every_section_in_order():
+    sections = [line[3:] for line in markdown_lines() if line.startswith("## ") and line != "## Contents"]
+    contents = README.split("## Contents\n", 1)[1].split("\n## ", 1)[0]
+    entries = re.findall(r"^- \[(.+)\]\(#([^)]+)\)$", contents, re.M)
+    assert [text for text, _ in entries] == sections, "the Contents list must name every ## section, in order"
+    for text, anchor in entries:
+        assert anchor == github_anchor(text), f"Contents: [{text}] links to #{anchor}, not #{github_anchor(text)}"
+
+
+def test_every_link_within_the_readme_resolves():
+    anchors = heading_anchors()
+    links = re.findall(r"\]\(#([^)\s]+)\)", "\n".join(markdown_lines()))
+    assert links, "expected links to sections"
+    broken = sorted(set(links) - set(anchors))
+    assert not broken, f"links to no heading: {broken}"
+
+
+def makefile_defaults():
+    """{NAME: value} of the Makefile's `NAME ?= value` lines, $(DEMO_DIR) expanded."""
+    text = open(os.path.join(ROOT, "Makefile")).read()
+    values = dict(re.findall(r"^(\w+) \?=[ \t]*(.*)$", text, re.M))
+    return {k: v.replace("$(DEMO_DIR)", values["DEMO_DIR"]).strip() for k, v in values.items()}
+
+
+def test_make_variables_table_matches_the_makefile():
+    """The README's table of make export/translate/app variables gives each Makefile default."""
+    section = README.split("## After the demo: export, translate and the app\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", section, re.M)
+    defaults = makefile_defaults()
+    assert {"MODEL_SAVE_DIR", "EXPORT_DIR", "PHOTO", "OUT", "TRANSLATE_FLAGS", "APP_FLAGS"} <= {n for n, _ in rows}
+    for name, cell in rows:
+        documented = re.match(r"`([^`]*)`", cell.strip())
+        assert defaults[name] == (documented.group(1) if documented else ""), f"{name}: README says {cell.strip()!r}"
+
+
+def make_dry_run(*args):
+    """The command lines `make -n ARGS` would run, continuation lines joined."""
+    out = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return out.replace("\\\n", " ").splitlines()
+
+
+def test_make_export_translate_app_pass_options_their_commands_accept():
+    """make export / translate / app run the CLIs on the demo's checkpoints with options each parser accepts, and
+    install the extras editable first."""
+    import shlex
+
+    from stargan_tf import app, export, translate
+
+    lines = make_dry_run("export", "translate", "app", "PHOTO=photo.jpg")
+    parsers = {"export.py": export.parse_args, "stargan_tf.translate": translate.parse_args,
+               "stargan_tf.app": app.parse_args}
+    parsed = {}
+    for line in lines:
+        words = shlex.split(line)
+        for name, parse in parsers.items():
+            if name in words:
+                parsed[name] = parse(words[words.index(name) + 1:])
+    assert set(parsed) == set(parsers), lines
+    assert {args.model_save_dir for args in parsed.values()} == {"demo_run/models"}
+    assert parsed["export.py"].export_dir == "demo_run/export" and parsed["export.py"].include_faces
+    assert parsed["stargan_tf.translate"].input == ["photo.jpg"] and parsed["stargan_tf.translate"].align_faces
+    makefile = open(os.path.join(ROOT, "Makefile")).read()
+    assert 'pip install --quiet -e ".[faces,app]"' in makefile
+    for target in ("export", "translate", "app"):
+        assert re.search(rf"^{target}: \$\(EXTRAS_STAMP\)$", makefile, re.M), target
+
+
+def test_make_targets_name_what_is_missing(tmp_path):
+    """Without a trained model, or make translate without PHOTO: a message saying what to pass, before any Python."""
+    (tmp_path / "stamp").touch()
+    run = lambda *args: subprocess.run(["make", *args, f"EXTRAS_STAMP={tmp_path / 'stamp'}", "PY=false"],  # noqa: E731
+                                       cwd=ROOT, capture_output=True, text=True)
+    result = run("export", f"MODEL_SAVE_DIR={tmp_path / 'none'}")
+    assert result.returncode == 2 and "run make demo first, or pass MODEL_SAVE_DIR=" in result.stderr, result.stderr
+    (tmp_path / "config.json").write_text("{}")
+    result = run("translate", f"MODEL_SAVE_DIR={tmp_path}")
+    assert result.returncode == 2 and "make translate needs PHOTO=" in result.stderr, result.stderr
