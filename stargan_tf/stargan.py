@@ -63,6 +63,7 @@ class StarGAN(keras.Model):
         self._latest = {}  # fit()'s logs, as floats
         self._epoch_calls = None  # batches Keras handed over in the running epoch; None outside fit()
         self._epoch_steps = None  # steps of one epoch of the running fit()
+        self._replayed = 0  # batches of the running epoch trained before a restore (epoch_step, read once)
         self._fit = None  # (streams or None, its iterator after a recovery, signals, vote, callbacks, first step)
         self.built = True
 
@@ -170,7 +171,7 @@ class StarGAN(keras.Model):
     def _train_function(self, batches):
         """What fit() calls with the (distributed) batches of one execution: the trainer's step for each."""
         if self._fit is not None and self.step_value is None:  # read here: BackupAndRestore restores in on_train_begin
-            self.step_value = int(self.step.numpy())
+            self.step_value, self._replayed = int(self.step.numpy()), int(self.epoch_step.numpy())
         for _ in range(self.steps_per_execution):
             if self._fit is not None:
                 self._check_stop()
@@ -190,7 +191,7 @@ class StarGAN(keras.Model):
     def _train_batch(self, batch):
         if self._epoch_calls is not None:
             self._epoch_calls += 1
-            if self._epoch_calls <= int(self.epoch_step.numpy()):
+            if self._epoch_calls <= self._replayed:
                 return  # trained before the restore
         try:
             terms = self.trainer.train_step(self._by_dataset(batch))
@@ -253,7 +254,7 @@ class StarGAN(keras.Model):
                          f"{', '.join(map(str, batch)) if isinstance(batch, dict) else type(batch).__name__}")
 
     def _end_epoch(self):
-        self._epoch_calls = 0
+        self._epoch_calls = self._replayed = 0
         self.epoch_step.assign(0)
 
 
