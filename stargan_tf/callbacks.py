@@ -158,17 +158,19 @@ class StarGANCheckpoint(EveryNSteps):
 class SampleGrid(EveryNSteps):
     """Writes `<sample_dir>/<step>-images.png` every `every_n_steps` steps, as train.py does: for each dataset of
     `samples` ({dataset: (images, labels)}, e.g. from `first_images`), one row per image: the input, then its
-    translation by the sampling generator into every domain of every dataset. With a TensorBoard `writer`, the grid
-    is logged as the image `samples` too.
+    translation by the sampling generator into every domain of every dataset. With `view_scale`, the grid is
+    enlarged that many times under a header row naming each column (`images.labelled`), as train.py saves it. With a
+    TensorBoard `writer`, the grid is logged as the image `samples` too.
 
     When a grid cannot be written (a full disk), fit() stops at the next step as train.py does: the step's checkpoint
     is saved first (with a StarGANCheckpoint among the callbacks), then a TrainingError names the folder (`option`),
     the step and what was saved. No `.tmp` is left."""
 
     def __init__(self, sample_dir, samples, every_n_steps, writer=None, option="SampleGrid sample_dir",
-                 log_option="SampleGrid log_dir", verbose=False):
+                 log_option="SampleGrid log_dir", verbose=False, view_scale=None):
         super().__init__(every_n_steps)
         self.sample_dir, self.samples, self.writer, self.verbose = sample_dir, samples, writer, verbose
+        self.view_scale = view_scale  # None: the bare grid; else enlarged this many times under a header row
         self.option, self.log_option = option, log_option
         self.written = []
         self._translate = None
@@ -184,6 +186,8 @@ class SampleGrid(EveryNSteps):
             targets = self.model.layout.targets(dataset, labels)
             rows.append(images.grid([x] + [self._translate(tf.constant(x), tf.constant(c)).numpy() for c in targets]))
         sample = np.concatenate(rows, axis=0)
+        if self.view_scale is not None:
+            sample = images.labelled(sample, ["input", *self.model.layout.target_names()], self.view_scale)
         with self.model.writing(self.option, self.sample_dir):
             self.written.append(images.save_png(os.path.join(self.sample_dir, f"{step}-images.png"), sample))
             if self.verbose:

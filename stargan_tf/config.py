@@ -153,6 +153,9 @@ class StarGANConfig:
     eval_images: int = option(1000, int, "number of held-out images --eval_step translates (a fixed, seeded subset)")
     eval_dir: str | None = option(None, str, "folder datasets: held-out images for --eval_step, one folder per class "
                                   "(the training classes)")
+    view_scale: int = option(0, int, "sample grids and test-mode results are saved enlarged this many times (nearest "
+                             "neighbour) under a header row naming each column; 0: automatic (columns at least 96 "
+                             "pixels wide), 1: the model's size")
     random_flip: bool = option(True, _str2bool, "flip training images left-right at random (the official default); "
                                "turn it off when a mirrored image belongs to another class or to none (digits, text, "
                                "signs, asymmetric objects)")
@@ -217,6 +220,8 @@ class StarGANConfig:
         check_discriminator_size(self.image_size, self.d_repeat_num)
         if self.g_repeat_num < 0:
             raise ValueError(f"--g_repeat_num must be 0 or more, got {self.g_repeat_num}")
+        if self.view_scale < 0:
+            raise ValueError(f"--view_scale must be 0 (automatic) or more, got {self.view_scale}")
         if self.eval_step < 0:
             raise ValueError(f"--eval_step must be 0 (off) or more, got {self.eval_step}")
         if self.num_iters_decay < 0:

@@ -87,6 +87,13 @@ def target_labels(spec, c_org):
     return targets
 
 
+def target_names(spec):
+    """What each target of `target_labels(spec, ...)` does, for grid headers: the name of a group member or class
+    it sets ('Blond_Hair'), or '<name> flipped' for an attribute it flips."""
+    return [name if spec.one_hot or spec.group_of(i) is not None else f"{name} flipped"
+            for i, name in enumerate(spec.names)]
+
+
 def predicted_part(spec, probabilities):
     """D's probabilities for one part (spec.dim,) -> its label as 0/1: attributes rounded, an exclusive group's most
     likely member set when at least 0.5 (at most one hair colour), a one-hot spec's most likely class."""
@@ -170,6 +177,11 @@ class LabelLayout:
             base = c_org_part if name == dataset else np.zeros((c_org_part.shape[0], spec.dim), np.float32)
             out += [self.encode(name, t) for t in target_labels(spec, base)]
         return out
+
+    def target_names(self):
+        """What each column of `targets` does, in its order ('RaFD: happy' with several datasets)."""
+        return [(f"{name}: " if self.has_mask else "") + target for name, spec in self.parts
+                for target in target_names(spec)]
 
     def predicted_pairs(self, dataset, probabilities):
         """[(name, 0 or 1)] for `dataset`'s part of D's probabilities (cls_dim,), rounded by `predicted_part`."""

@@ -153,11 +153,13 @@ class Solver:
         check_config_matches(self.config, path, stored if os.path.exists(stored) else None)
 
     def translate_grid(self, dataset, x, c_org_part):
-        """Input column, then one column per domain of every dataset (the official `create_labels` targets)."""
+        """Input column, then one column per domain of every dataset (the official `create_labels` targets), under a
+        header row naming them, enlarged by --view_scale."""
         columns = [x]
         for c_trg in self.layout.targets(dataset, c_org_part):
             columns.append(self._translate([tf.convert_to_tensor(x), tf.convert_to_tensor(c_trg)]).numpy())
-        return images.grid(columns)
+        return images.labelled(images.grid(columns), ["input", *self.layout.target_names()],
+                               images.view_scale_for(self.config.image_size, self.config.view_scale))
 
     # ------------------------------------------------------------------ train
     def train(self):
@@ -234,7 +236,8 @@ class Solver:
             samples[source.name] = first_images(paths, labels, source.crop_size, cfg.image_size, cfg.batch_size)
         callbacks = [ProgressLog(cfg.num_iters, cfg.log_step, writer, option="--log_dir"),
                      SampleGrid(cfg.sample_dir, samples, cfg.sample_step, writer, option="--sample_dir",
-                                log_option="--log_dir", verbose=True)]
+                                log_option="--log_dir", verbose=True,
+                                view_scale=images.view_scale_for(cfg.image_size, cfg.view_scale))]
         if cfg.eval_step and chief:
             judges = os.path.join(cfg.model_save_dir, "judges")
             callbacks.append(Evaluate(self._held_out_splits(), cfg.eval_step, judges, cfg.eval_images, writer=writer,

@@ -12,7 +12,8 @@ Values may be fractions in [0, 1] (`--set Blond_Hair=0.6`) and reach the model a
 an exclusive group (a hair colour) scales the group's other members by (1 - v): v = 1 clears them, and from
 Black_Hair=1 `--set Blond_Hair=0.6` gives 0.4 black and 0.6 blond. `--grid` writes one grid per photo: the input,
 then one column per single-attribute change. `--strip NAME` writes one strip per photo: the input, then the --set
-label with NAME at 0, 0.25, 0.5, 0.75 and 1.
+label with NAME at 0, 0.25, 0.5, 0.75 and 1. Both are saved under a header row naming each column, enlarged (nearest
+neighbour) --view_scale times (0, the default: until a column is at least 96 pixels wide).
 
 Without --align_faces (the default) the model sees the photo's largest centred square (of the photo turned upright
 by its EXIF orientation), resized: right for photos already cropped like the training images (CelebA's aligned
@@ -306,6 +307,15 @@ def run(args):
         return [rows_for(p) for p in (translator.classify_crops(crops) if auto else [None] * len(crops))]
 
     single = not (args.grid or args.strip)
+    if args.view_scale < 0:
+        raise ValueError(f"--view_scale must be 0 (automatic) or more, got {args.view_scale}")
+    names = ["input", *(translator.layout.target_names() if args.grid
+                        else (f"{args.strip}={value:g}" for value in STRIP_VALUES))]
+    scale = images.view_scale_for(translator.image_size, args.view_scale)
+
+    def save_grid(path, array):
+        """A --grid / --strip image: enlarged by --view_scale under a header row naming its columns."""
+        return images.save_png(path, images.labelled(array, names, scale))
     min_confidence = faces.MIN_CONFIDENCE if args.min_face_confidence is None else args.min_face_confidence
     if not 0.0 < min_confidence <= 1.0:
         raise ValueError(f"--min_face_confidence must lie in (0, 1], got {min_confidence:g}")
@@ -335,14 +345,14 @@ def run(args):
                 elif found.get(path):
                     note = f" ({len(found[path])} face{'s' if len(found[path]) > 1 else ''})"
                     pixels = faces.decode_photo(read_image(path, budget), budget)
-                    out = images.save_png(target_path, aligned_faces(translator, pixels, found[path], rows_for_crops,
-                                                                     single))
+                    result = aligned_faces(translator, pixels, found[path], rows_for_crops, single)
+                    out = images.save_png(target_path, result) if single else save_grid(target_path, result)
                 else:
                     note = " (no face found: centre square)" if args.align_faces else ""
                     payload = shown_payload(read_image(path, budget), budget)
                     photo_rows = rows_for(translator.classify([payload])[0] if auto else None)
                     result = centre_square(translator, payload, photo_rows, single, budget)
-                    out = (write_atomic(target_path, result) if single else images.save_png(target_path, result))
+                    out = write_atomic(target_path, result) if single else save_grid(target_path, result)
             except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
                 raise ValueError(f"{path}: {reason(e)}") from None
             written.append(out)
@@ -364,6 +374,9 @@ def parse_args(argv=None):
     parser.add_argument("--grid", action="store_true", help="write one grid per photo over every single change")
     parser.add_argument("--strip", metavar="NAME", help="write one strip per photo: the input, then NAME at "
                                                         "0, 0.25, 0.5, 0.75 and 1 on top of --set")
+    parser.add_argument("--view_scale", type=int, default=0,
+                        help="--grid and --strip images are saved enlarged this many times (nearest neighbour) under "
+                             "a header row naming each column; 0: automatic (columns at least 96 pixels wide)")
     parser.add_argument("--align_faces", action="store_true",
                         help="find faces (mtcnn), align each like CelebA, translate and paste back into the full "
                              "photo (needs: pip install -e \".[faces]\" in the clone)")

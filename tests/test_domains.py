@@ -27,6 +27,16 @@ def test_target_labels_like_official_create_labels():
     np.testing.assert_array_equal(targets[4], [[1, 0, 0, 1, 1], [0, 0, 1, 0, 0]])  # Young flipped
 
 
+def test_target_names_say_what_each_target_column_does():
+    assert domains.target_names(domains.attribute_spec(ATTRS)) == [
+        "Black_Hair", "Blond_Hair", "Brown_Hair", "Male flipped", "Young flipped"]
+    assert domains.target_names(domains.class_spec(["angry", "happy"])) == ["angry", "happy"]
+    joint = domains.LabelLayout((("CelebA", domains.attribute_spec(["Male", "Young"])),
+                                 ("RaFD", domains.class_spec(["angry", "happy"]))))
+    assert joint.target_names() == ["CelebA: Male flipped", "CelebA: Young flipped", "RaFD: angry", "RaFD: happy"]
+    assert len(joint.target_names()) == len(joint.targets("CelebA", np.zeros((1, 2), np.float32)))
+
+
 def test_class_spec_targets_are_one_hot():
     spec = domains.class_spec(["angry", "happy", "sad"])
     targets = domains.target_labels(spec, np.array([[1, 0, 0], [0, 0, 1]], np.float32))

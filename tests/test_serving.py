@@ -17,6 +17,7 @@ from stargan_tf import export as export_cli
 from stargan_tf import preprocessing, serving, translate
 from stargan_tf.export import export_generator
 from stargan_tf.translator import Translator, pixel_budget
+from tests.helpers.grids import split_header
 from tests.helpers.hostile_images import WEBP_HEAD, encode, gif, noise, png_bomb, top_down_bmp
 from tests.helpers.images import jpeg_with_exif_after, photo, png_bytes
 from tests.helpers.in_process import run_main
@@ -216,7 +217,16 @@ def test_translate_cli_grid_from_checkpoint_dir(exported, tmp_path):
     result = run_translate("--model_save_dir", solver.config.model_save_dir, "--input", str(tmp_path / "g.jpg"),
                            "--grid", "--output", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    assert Image.open(tmp_path / "out" / "g-grid.png").size == (32 * 6, 32)
+    split_header(tmp_path / "out" / "g-grid.png", rows=1, columns=6, side=32 * 3)
+    result = run_translate("--model_save_dir", solver.config.model_save_dir, "--input", str(tmp_path / "g.jpg"),
+                           "--grid", "--view_scale", "1", "--output", str(tmp_path / "small"))
+    assert result.returncode == 0, result.stderr
+    _, small = split_header(tmp_path / "small" / "g-grid.png", rows=1, columns=6, side=32)
+    _, large = split_header(tmp_path / "out" / "g-grid.png", rows=1, columns=6, side=32 * 3)
+    np.testing.assert_array_equal(np.repeat(np.repeat(small, 3, axis=0), 3, axis=1), large)
+    result = run_translate("--model_save_dir", solver.config.model_save_dir, "--input", str(tmp_path / "g.jpg"),
+                           "--grid", "--view_scale", "-1", "--output", str(tmp_path / "bad"))
+    assert (result.returncode, result.stderr) == (2, "error: --view_scale must be 0 (automatic) or more, got -1\n")
 
 
 @pytest.mark.parametrize("args,message", [

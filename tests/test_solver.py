@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from stargan_tf.solver import Solver
 from tests.helpers.configs import tiny_config
+from tests.helpers.grids import split_header
 
 
 def run(config, **changes):
@@ -38,8 +39,8 @@ def test_training_writes_checkpoints_samples_and_config(trained):
         "ckpt-10.index", "ckpt-5.index"]
     stored = json.load(open(os.path.join(config.model_save_dir, "config.json")))
     assert stored["image_size"] == 32 and stored["seed"] == 7
-    sample = Image.open(os.path.join(config.sample_dir, "10-images.png"))
-    assert sample.size == (32 * 6, 32 * 4)  # input + 5 domains, one row per image of the batch
+    # input + 5 domains, one row per image of the batch, enlarged 3 times (the automatic --view_scale of 32 px)
+    split_header(os.path.join(config.sample_dir, "10-images.png"), rows=4, columns=6, side=32 * 3)
 
 
 def test_resume_continues_exactly(trained, tmp_path):
@@ -76,7 +77,7 @@ def test_test_mode_writes_one_grid_per_batch(trained, tmp_path):
     config, _, _ = trained
     _, written = run(config, mode="test", test_iters="latest", result_dir=str(tmp_path / "results"))
     assert [os.path.basename(p) for p in written] == ["1-images.png", "2-images.png"]  # 8 test images, batch 4
-    assert Image.open(written[0]).size == (32 * 6, 32 * 4)
+    split_header(written[0], rows=4, columns=6, side=32 * 3)  # a header, then the grid enlarged 3 times
 
 
 def test_test_mode_builds_the_generator_alone(trained, tmp_path):
@@ -111,7 +112,8 @@ def test_tensorboard_holds_scalars_and_sample_images(trained):
     assert [e.step for e in acc.Tensors("D/loss_gp")] == [5, 10]
     assert "samples" in acc.PluginTagToContent("images")
     width, height = acc.Tensors("samples")[-1].tensor_proto.string_val[:2]
-    assert (int(width), int(height)) == (32 * 6, 32 * 4)
+    saved = Image.open(os.path.join(config.sample_dir, "10-images.png")).size
+    assert (int(width), int(height)) == saved and saved[0] == 32 * 6 * 3  # the grid saved as the PNG
     # The rate used by the logged iteration: 1e-4 until step 5, then (10 - 8) / 5 of it after the update at 8.
     lr = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("lr/g_lr")]
     assert lr == [pytest.approx(1e-4), pytest.approx(0.4e-4)]
