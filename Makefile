@@ -60,14 +60,18 @@ app: $(EXTRAS_STAMP)
 	$(NEED_MODEL)
 	$(PY) -m stargan_tf.app --model_save_dir $(MODEL_SAVE_DIR) $(APP_FLAGS)
 
-# Trains the paper's StarGAN (32x32, smaller widths) on the embedded synthetic CelebA-layout dataset.
+# Trains the paper's StarGAN (32x32, smaller widths) on the embedded synthetic CelebA-layout dataset, sized to finish
+# in minutes on an ordinary CPU; the longer run of earlier versions: make demo DEMO_ITERS=4000 DEMO_WIDTH=32 DEMO_BATCH=16.
 # Each run starts over: the previous demo run's checkpoints, samples and logs are removed (the data is kept).
+DEMO_ITERS ?= 2000
+DEMO_WIDTH ?= 16
+DEMO_BATCH ?= 8
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)/models $(DEMO_DIR)/samples $(DEMO_DIR)/logs $(DEMO_DIR)/results
 	$(PY) train.py --dataset Demo --demo_dir $(DEMO_DIR)/data --image_size 32 \
-	  --g_conv_dim 32 --d_conv_dim 32 --g_repeat_num 4 --d_repeat_num 5 \
-	  --num_iters 4000 --num_iters_decay 2000 --lr_update_step 100 \
-	  --log_step 100 --sample_step 1000 --model_save_step 1000 --eval_step 1000 --seed 0 \
+	  --g_conv_dim $(DEMO_WIDTH) --d_conv_dim $(DEMO_WIDTH) --g_repeat_num 4 --d_repeat_num 5 \
+	  --batch_size $(DEMO_BATCH) --num_iters $(DEMO_ITERS) --num_iters_decay $$(( $(DEMO_ITERS) / 2 )) \
+	  --lr_update_step 100 --log_step 100 --sample_step 500 --model_save_step 1000 --eval_step 1000 --seed 0 \
 	  --log_dir $(DEMO_DIR)/logs --model_save_dir $(DEMO_DIR)/models \
 	  --sample_dir $(DEMO_DIR)/samples --result_dir $(DEMO_DIR)/results
 

@@ -215,10 +215,12 @@ class ProgressLog(EveryNSteps):
     model's logs hold the terms at these steps only when its `log_every` is `every_n_steps` (reading waits for the
     device). The writer is flushed when fit() ends."""
 
+    ESTIMATE_STEPS = 20  # timed for the estimate line, after the first steps (which trace, or compile with XLA)
+
     def __init__(self, total_steps, every_n_steps, writer=None, option="ProgressLog log_dir"):
         super().__init__(every_n_steps)
         self.total_steps, self.writer, self.option = total_steps, writer, option
-        self._start = self._t0 = None
+        self._start = self._t0 = self._t1 = None
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._last is None:
@@ -229,7 +231,21 @@ class ProgressLog(EveryNSteps):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._start = None
+        self._start = self._t1 = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Also prints, once, what the run will cost: the time of ESTIMATE_STEPS steps after the traced ones, scaled
+        to the steps left."""
+        step, skip = self._step(), self.model.config.n_critic + 2  # D's step, then D and G's, are traced first
+        if self._start is not None and step == self._start + skip:
+            self._t1 = time.time()
+        elif (self._t1 is not None and step == self._start + skip + self.ESTIMATE_STEPS
+              and distribute.is_chief(self.model.distribute_strategy)):
+            seconds = (time.time() - self._t1) / self.ESTIMATE_STEPS
+            print(f"Estimate: {seconds:.3f} s per step over steps {self._start + skip + 1}-{step}, so about "
+                  f"{format_duration(seconds * (self.total_steps - step))} for the {self.total_steps - step} steps "
+                  "left (samples, evaluations and checkpoints not counted)", flush=True)
+        super().on_train_batch_end(batch, logs)
 
     def on_train_end(self, logs=None):
         """What the writer still queues reaches the disk: a failure there counts as one of the last step's writes."""

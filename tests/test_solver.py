@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -158,3 +159,14 @@ def test_eval_step_on_a_folder_dataset_needs_held_out_images(tmp_path):
         run(config)
     solver, _ = run(config, eval_dir=test_dir, model_save_dir=str(tmp_path / "m2"))
     assert solver.sources[0].test[0][0].startswith(test_dir)
+
+
+def test_the_run_estimates_its_training_time_after_the_traced_steps(tmp_path, demo_dataset, capsys):
+    """n_critic 2: steps 1 and 2 trace D's step and D and G's; steps 5-24 are timed, 6 of 30 steps are left."""
+    config = tiny_config(tmp_path, demo_dataset, num_iters=30, log_step=100, sample_step=100, model_save_step=100,
+                         use_tensorboard=False)
+    run(config)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Estimate: ")]
+    assert len(lines) == 1, lines
+    assert re.fullmatch(r"Estimate: \d+\.\d{3} s per step over steps 5-24, so about 0:00:\d\d for the 6 steps left "
+                        r"\(samples, evaluations and checkpoints not counted\)", lines[0]), lines[0]
