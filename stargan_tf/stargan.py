@@ -13,6 +13,7 @@ without saving.
 """
 
 import contextlib
+import dataclasses
 import inspect
 
 import keras
@@ -64,7 +65,7 @@ class StarGAN(keras.Model):
         self._epoch_calls = None  # batches Keras handed over in the running epoch; None outside fit()
         self._epoch_steps = None  # steps of one epoch of the running fit()
         self._replayed = 0  # batches of the running epoch trained before a restore (epoch_step, read once)
-        self._fit = None  # (streams or None, its iterator after a recovery, signals, vote, callbacks, first step)
+        self._fit = None  # the running fit()'s _FitRun
         self.built = True
 
     @property
@@ -147,7 +148,8 @@ class StarGAN(keras.Model):
         vote = distribute.StopVote(self.distribute_strategy, (WRITE_FAILED, *SIGNALS))
         try:
             with StopSignals() as signals:
-                self._fit = [streams, None, signals, vote, given, None]
+                saver = next((c for c in given if hasattr(c, "save_now")), None)
+                self._fit = _FitRun(streams, signals, vote, saver)
                 history = super().fit(*bound.args, **bound.kwargs)
             if self.write_failure:  # at the last step, after the final checkpoint
                 self._stop_unwritable()
@@ -175,15 +177,15 @@ class StarGAN(keras.Model):
         for _ in range(self.steps_per_execution):
             if self._fit is not None:
                 self._check_stop()
-                batches = self._fit[1] or batches
+                batches = self._fit.batches or batches
             try:
                 batch = next(batches)
             except StopIteration:
                 break
             except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-                if self._fit is None or self._fit[0] is None:
+                if self._fit is None or self._fit.streams is None:
                     raise
-                self._fit[1] = batches = self._fit[0].recover(e, self.step_value, self._save_step)
+                self._fit.batches = batches = self._fit.streams.recover(e, self.step_value, self._save_step)
                 batch = next(batches)
             self._train_batch(batch[0] if isinstance(batch, tuple) else batch)  # train_on_batch sends (x, y, w)
         return self._latest  # the dict itself: values callbacks add at an epoch's last step reach the epoch's logs
@@ -196,13 +198,13 @@ class StarGAN(keras.Model):
         try:
             terms = self.trainer.train_step(self._by_dataset(batch))
         except NonFiniteLoss as e:
-            saver = self._saver()
+            saver = self._fit.saver if self._fit is not None else None
             raise e.kept(saver.latest if saver is not None else None) from None
         self._terms.update(terms)
         if self.step_value is not None:
             self.step_value += 1
-            if self._fit is not None and self._fit[5] is None:
-                self._fit[5] = self.step_value - 1  # the first step trained in this fit()
+        if self._fit is not None:
+            self._fit.trained = True
         if (self.step_value is None or self.step_value % self.log_every == 0
                 or (self._epoch_steps and self._epoch_calls == self._epoch_steps)):
             self._latest.update(self.latest_terms())
@@ -211,8 +213,7 @@ class StarGAN(keras.Model):
 
     def _check_stop(self):
         """Every worker, before each step: stop (saving first) when any worker was signalled or a write failed."""
-        _, _, signals, vote, _, _ = self._fit
-        reason = vote(WRITE_FAILED if self.write_failure else signals.requested)
+        reason = self._fit.vote(WRITE_FAILED if self.write_failure else self._fit.signals.requested)
         if reason == WRITE_FAILED:
             self._stop_unwritable()
         if reason:
@@ -230,19 +231,14 @@ class StarGAN(keras.Model):
         raise TrainingError(f"{self.write_failure}; training stopped at step {self.step_value} ({saved}). Free space "
                             f"there (or choose another folder) and {self.advice}")
 
-    def _saver(self):
-        callbacks = self._fit[4] if self._fit is not None else ()
-        return next((c for c in callbacks if hasattr(c, "save_now")), None)
-
     def _save_step(self):
         """Save the running step with the fit's checkpoint callback (a StarGANCheckpoint), unless nothing was trained
         in this fit(); what was saved, in words."""
-        saver = self._saver()
-        if saver is None:
+        if self._fit.saver is None:
             return "no StarGANCheckpoint among the callbacks: nothing saved"
-        if self._fit[5] is None:
+        if not self._fit.trained:
             return "nothing trained since the start, nothing saved"
-        return f"saved {saver.save_now(self.step_value)} first"
+        return f"saved {self._fit.saver.save_now(self.step_value)} first"
 
     def _by_dataset(self, batch):
         datasets = self.layout.datasets
@@ -256,6 +252,20 @@ class StarGAN(keras.Model):
     def _end_epoch(self):
         self._epoch_calls = self._replayed = 0
         self.epoch_step.assign(0)
+
+
+@dataclasses.dataclass
+class _FitRun:
+    """What one fit() stops with: its TrainingStreams (or None), the signal flags, the vote across workers and the
+    checkpoint callback that saves before a stop; `batches` replaces Keras' iterator once a bad batch was skipped,
+    `trained` says whether a step was trained."""
+
+    streams: object
+    signals: StopSignals
+    vote: object
+    saver: object
+    batches: object = None
+    trained: bool = False
 
 
 class _EpochTracker(keras.callbacks.Callback):
