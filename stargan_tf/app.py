@@ -13,17 +13,21 @@ The page listens on 127.0.0.1 only, unless --share asks Gradio for a public link
 time. Another photo can be uploaded at any time and replaces the open one; clearing the upload (x) clears the page.
 An image smaller than SHOWN_SIDE pixels is shown enlarged (nearest neighbour); the download keeps the result's own
 pixels. A photo larger than WORK_SIDE pixels a side is scaled down to a working copy, the one shown, edited and
-downloaded; the app keeps the MAX_OPEN_PHOTOS most recently used photos (an older one must be uploaded again) and
-the files of its last KEPT_RESULTS requests. The page shows files the app wrote once and never rewrites.
+downloaded, and its "Full size" button edits the upload itself (kept on disk while the photo is open); the app
+keeps the MAX_OPEN_PHOTOS most recently used photos (an older one must be uploaded again) and the files of its last
+KEPT_RESULTS requests. The page shows files the app wrote once and never rewrites.
 With an export made with --include_faces (or a checkpoint directory), finding, aligning, translating and pasting
 back the faces is the export's edit_photo graph (edit_photo_auto when it has the classifier), the one TF Serving and
-translate --align_faces run, on the working copy; older exports use the eager path (mtcnn in Python).
+translate --align_faces run, on the working copy decoded once; older exports run the same functions
+(stargan_tf.face_graph) around the model's translate_bytes. A download (or a larger photo's "Full size" one) is byte
+for byte what translate --align_faces writes for the same photo and label.
 The logic is in plain functions (Editor, controls_for, label_for); build_page is only the layout.
 """
 
 import argparse
 import atexit
 import collections
+import contextlib
 import dataclasses
 import math
 import os
@@ -40,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import faces, images, preprocessing
+from stargan_tf import face_graph, faces, images, preprocessing
 from stargan_tf.cli import fail, reason
 from stargan_tf.files import write_atomic
 from stargan_tf.translator import add_model_options, check_image, load_translator, pixel_budget, png_payloads
@@ -59,6 +63,10 @@ SHOWN_SIDE = 384  # a smaller image is shown enlarged by a whole factor to at le
 PHOTO_KINDS = "a JPEG, PNG, GIF or BMP photo"
 NONE_INFO = "none: none of these colours (the label sets no hair colour, as CelebA does for any other hair colour)"
 OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")  # e.g. PIL's `<_io.BytesIO object at 0x7f...>`
+
+
+NO_CLASSIFY_NOTE = (" This export has no classify signature, so the controls start at 0; export with "
+                    "--include_classifier to start from the photo's own attributes.")
 
 
 class PhotoError(ValueError):
@@ -165,11 +173,13 @@ class Photo:
 
     name: str
     pixels: np.ndarray  # the working copy: uint8, at most WORK_SIDE a side
-    faces: list
+    landmarks: np.ndarray  # (N, 5, 2): the faces edited (N = 0: the centre square is used)
     payloads: list  # the crops as PNG bytes, encoded once for every edit's model call and the page's gallery
     own: list  # per crop: control values (predicted by classify, else the controls' defaults)
     note: str
-    png: bytes | None = None  # the working copy as PNG, when edit_photo edits it (None: the eager path)
+    in_graph: bool = False  # edited by the edit_photo graph (else face_graph's functions around translate_bytes)
+    first: np.ndarray | None = None  # the upload's result, made while opening it (dropped once shown)
+    original: str | None = None  # the upload's bytes on disk when the working copy is scaled down (Full size)
 
 
 @dataclasses.dataclass
@@ -226,6 +236,7 @@ class Editor:
         self.out_dir = out_dir or tempfile.mkdtemp(prefix="stargan-app-")
         self.work_side, self.max_photos, self.kept_results = work_side, max_photos, kept_results
         self.photos = collections.OrderedDict()  # token -> Photo, least recently used first
+        self.originals = os.path.join(self.out_dir, "originals")  # uploads of scaled-down photos, one file each
         self.folders = collections.deque()  # out_dir's request folders, oldest first
         self.keep_lock = threading.Lock()
 
@@ -234,8 +245,8 @@ class Editor:
         return [c.default for c in self.controls]
 
     def open(self, payload, name):
-        """Check and decode an upload, find its faces and predict each one's attributes; PhotoError when it is not
-        an image or is over the pixel budget."""
+        """Check and decode an upload (once), find its faces and predict each one's attributes; PhotoError when it is
+        not an image or is over the pixel budget."""
         try:
             check_image(payload, name, self.budget)
             pixels = faces.decode_photo(payload, self.budget)
@@ -245,27 +256,36 @@ class Editor:
         except tf.errors.InvalidArgumentError as e:  # what the header check cannot see, e.g. a GIF's frames
             raise PhotoError(plain(f"{name}: {reason(e)}")) from None
         (height, width), pixels = pixels.shape[:2], working_copy(pixels, self.work_side)
-        if self.in_graph:
-            return self._open_in_graph(pixels, (height, width), name)
-        found, note = self._faces(pixels, name)
-        if pixels.shape[:2] != (height, width):
-            note += (f" Edited at {pixels.shape[1]} x {pixels.shape[0]}: the photo's {width} x {height} is scaled "
-                     f"down to at most {self.work_side} pixels a side.")
-        if found:
-            crops = faces.training_crops(pixels, found, self.translator.crop_size)
-        else:
-            crops = preprocessing.center_crop(tf.constant(pixels)).numpy()[None]
+        scaled = "" if pixels.shape[:2] == (height, width) else (
+            f" Edited at {pixels.shape[1]} x {pixels.shape[0]}: the photo's {width} x {height} is scaled down to at "
+            f"most {self.work_side} pixels a side.")
+        photo = self._open_in_graph(pixels, name, scaled) if self.in_graph else self._open(pixels, name, scaled)
+        if scaled:  # the upload itself waits on disk for a full-size edit
+            os.makedirs(self.originals, exist_ok=True)
+            photo.original = write_atomic(os.path.join(self.originals, uuid.uuid4().hex), payload)
+        return photo
+
+    def _open(self, pixels, name, scaled):
+        """open() with face_graph's functions around translate_bytes: exports without edit_photo, alignment off."""
+        landmarks, note = self._faces(pixels, name)
+        crops = self._crops(pixels, landmarks)
         payloads = png_payloads(crops)
         if self.translator.can_classify:
             with self.lock:
                 probabilities = self.translator.classify(payloads)
             own = [values_from(self.layout, self.controls, p) for p in probabilities]
-            note += " The controls start from its own attributes (D's classifier)."
+            note += scaled + " The controls start from its own attributes (D's classifier)."
         else:
             own = [self.defaults] * len(crops)
-            note += (" This export has no classify signature, so the controls start at 0; export with "
-                     "--include_classifier to start from the photo's own attributes.")
-        return Photo(name, pixels, found, payloads, own, note)
+            note += scaled + NO_CLASSIFY_NOTE
+        return Photo(name, pixels, landmarks, payloads, own, note)
+
+    def _crops(self, pixels, landmarks):
+        """uint8 (N, c, c, 3): each face's training crop (face_graph's alignment), or the centre square without one."""
+        if len(landmarks):
+            return face_graph.training_crops(pixels, face_graph.face_matrices(landmarks),
+                                             self.translator.crop_size).numpy()
+        return preprocessing.center_crop(tf.constant(pixels)).numpy()[None]
 
     @property
     def in_graph(self):
@@ -275,33 +295,32 @@ class Editor:
         return self.align_faces and translator.can_edit_photo and (
             translator.can_edit_photo_auto or not translator.can_classify)
 
-    def _edit_in_graph(self, photo_png, label, chosen):
-        """edit_photo's outputs for the working copy (edit_photo_auto's with `chosen` when the export has it)."""
+    def _edit_in_graph(self, pixels, label, chosen):
+        """edit_photo's outputs for the decoded working copy (edit_photo_auto's with `chosen` when the export has
+        it), "image" the edited photo."""
         with self.lock:
-            return self.translator.edit_photo(photo_png, label, chosen if self.translator.can_edit_photo_auto else None)
+            return self.translator.edit_pixels(pixels, label, chosen if self.translator.can_edit_photo_auto else None)
 
-    def _open_in_graph(self, pixels, size, name):
-        """open() through edit_photo: its faces (found in the graph), their crops for the page and own values."""
-        png = tf.io.encode_png(pixels).numpy()
-        zeros = np.zeros(self.layout.dim, np.float32)
-        out = self._edit_in_graph(png, zeros, zeros)  # nothing set: each face at its own attributes
+    def _open_in_graph(self, pixels, name, scaled):
+        """open() through edit_photo: its faces (found in the graph), their crops for the page and own values, and
+        the result at those values (each face at its own attributes: the first view)."""
+        auto = self.translator.can_edit_photo_auto
+        out = self._edit_in_graph(pixels, label_for(self.layout, self.controls, self.defaults)[0],
+                                  np.zeros(self.layout.dim, np.float32))  # nothing set: each face at its own
         count, edited = int(out["num_faces"]), int(out["num_edited"])
-        found = [faces.Face(out["landmarks"][i].astype(np.float64), float(out["scores"][i]),
-                            tuple(out["boxes"][i].tolist())) for i in range(edited)]
-        if found:
-            crops = faces.training_crops(pixels, found, self.translator.crop_size)
+        landmarks = out["landmarks"][:edited]
+        crops = self._crops(pixels, landmarks)
+        if edited:
             many = "s" if count > 1 else ""
             beyond = f"; the {edited} best are edited" if edited < count else ""
             note = f"{count} face{many} found, aligned like CelebA and pasted back{beyond}."
         else:
-            crops = preprocessing.center_crop(tf.constant(pixels)).numpy()[None]
             note = (f"No face found in {name} (mtcnn confidence >= {faces.MIN_CONFIDENCE:g}): the centre square is "
                     "translated instead.")
-        if pixels.shape[:2] != size:
-            note += (f" Edited at {pixels.shape[1]} x {pixels.shape[0]}: the photo's {size[1]} x {size[0]} is scaled "
-                     f"down to at most {self.work_side} pixels a side.")
+        note += scaled
         payloads = png_payloads(crops)
-        if found and self.translator.can_classify:
+        first = out["image"] if edited else None
+        if edited and auto:
             own = [values_from(self.layout, self.controls, row) for row in out["own"][:edited]]
             note += " The controls start from its own attributes (D's classifier)."
         elif self.translator.can_classify:
@@ -310,17 +329,17 @@ class Editor:
             note += " The controls start from its own attributes (D's classifier)."
         else:
             own = [self.defaults] * len(crops)
-            note += (" This export has no classify signature, so the controls start at 0; export with "
-                     "--include_classifier to start from the photo's own attributes.")
-        return Photo(name, pixels, found, payloads, own, note, png if found else None)
+            note += NO_CLASSIFY_NOTE
+        return Photo(name, pixels, landmarks, payloads, own, note, edited > 0, first)
 
     def keep(self, photo):
         """Keep `photo` open for edits: its key; beyond max_photos the least recently used photo is closed."""
         token = uuid.uuid4().hex
         with self.keep_lock:
             self.photos[token] = photo
-            while len(self.photos) > self.max_photos:
-                self.photos.popitem(last=False)
+            closed = [self.photos.popitem(last=False)[1] for _ in range(len(self.photos) - self.max_photos)]
+        for old in closed:
+            self._forget(old)
         return token
 
     def recall(self, token):
@@ -334,42 +353,54 @@ class Editor:
     def close(self, token):
         """Forget the photo under `token` (a new upload, a closed tab); None or an unknown key is ignored."""
         with self.keep_lock:
-            self.photos.pop(token, None)
+            photo = self.photos.pop(token, None)
+        self._forget(photo)
+
+    @staticmethod
+    def _forget(photo):
+        """Remove a closed photo's kept upload from disk."""
+        if photo is not None and photo.original is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(photo.original)
 
     def _faces(self, pixels, name):
-        """(faces, note): every face when alignment is on and the faces extra is installed, else none."""
+        """(landmarks (N, 5, 2), note): every face when alignment is on and a detector is at hand (the export's, or
+        the faces extra's), else none."""
+        none = np.zeros([0, 5, 2], np.float32)
         if not self.align_faces:
-            return [], "Face alignment is off (--no_align_faces): the centre square is translated."
+            return none, "Face alignment is off (--no_align_faces): the centre square is translated."
         try:
             with self.lock:
-                found = faces.detect_faces(pixels)
+                landmarks = self.translator.find_faces(pixels)["landmarks"]
         except faces.FacesExtraMissing:
-            return [], (f"Faces are not aligned: install the faces extra ({faces.INSTALL_HINT}); the centre "
-                        "square is translated instead.")
-        if not found:
-            return [], (f"No face found in {name} (mtcnn confidence >= {faces.MIN_CONFIDENCE:g}): the centre "
-                        "square is translated instead.")
-        many = "s" if len(found) > 1 else ""
-        return found, f"{len(found)} face{many} found, aligned like CelebA and pasted back."
+            return none, (f"Faces are not aligned: install the faces extra ({faces.INSTALL_HINT}); the centre "
+                          "square is translated instead.")
+        if not len(landmarks):
+            return none, (f"No face found in {name} (mtcnn confidence >= {faces.MIN_CONFIDENCE:g}): the centre "
+                          "square is translated instead.")
+        many = "s" if len(landmarks) > 1 else ""
+        return landmarks, f"{len(landmarks)} face{many} found, aligned like CelebA and pasted back."
 
-    def render(self, photo, values, dataset=None):
+    def render(self, photo, values, dataset=None, start=None):
         """uint8: the photo with every face translated to the controls' `values` and pasted back, or its centre
-        square translated (at the model's size) when it has no face."""
-        if photo.png is not None:
+        square translated (at the model's size) when it has no face. Controls equal to `start` (default: where the
+        upload set them, the first face's own values) keep each face's own value."""
+        start = photo.own[0] if start is None else start
+        if photo.in_graph:
             layout = self.layout
             label = label_for(layout, self.controls, values, dataset)[0]
-            moved = [(c.dataset, n) for c, v, s in zip(self.controls, values, photo.own[0], strict=True) if v != s
+            moved = [(c.dataset, n) for c, v, s in zip(self.controls, values, start, strict=True) if v != s
                      for n in c.names]
             chosen = np.zeros(layout.dim, np.float32)
             chosen[[layout.offset(d) + layout.spec(d).index(n) for d, n in moved]] = 1.0
-            out = self._edit_in_graph(photo.png, label, chosen)
-            return tf.io.decode_png(out["image_bytes"], channels=3).numpy()
-        labels = np.concatenate([label_for(self.layout, self.controls, face_values(values, photo.own[0], own), dataset)
+            return self._edit_in_graph(photo.pixels, label, chosen)["image"]
+        labels = np.concatenate([label_for(self.layout, self.controls, face_values(values, start, own), dataset)
                                  for own in photo.own])
         with self.lock:
             out = self.translator.translate_pixels(photo.payloads, labels)
-        if photo.faces:
-            return faces.paste_back(photo.pixels, photo.faces, out, self.translator.crop_size)
+            if len(photo.landmarks):
+                return face_graph.paste_back(photo.pixels, face_graph.face_matrices(photo.landmarks), out,
+                                             self.translator.crop_size).numpy()
         return out[0]
 
     def folder(self):
@@ -387,7 +418,8 @@ class Editor:
         """(download, shown): the result as a PNG file for the download link, `<stem>-stargan.png`, and the file
         the Result panel shows: the same, or when it is smaller than SHOWN_SIDE an enlarged copy beside it
         (`<stem>-stargan-shown.png`); written once in a folder of their own (never rewritten under a reader)."""
-        path = images.save_png(os.path.join(folder or self.folder(), stem(name) + "-stargan.png"), result)
+        path = write_atomic(os.path.join(folder or self.folder(), stem(name) + "-stargan.png"),
+                            tf.io.encode_png(result).numpy())  # edit_photo's encoder: the CLI's bytes
         shown = enlarged(result)
         if shown is result:
             return path, path
@@ -411,7 +443,8 @@ class Editor:
         """An upload opened and translated to its own attributes, or a message saying why it cannot be."""
         def run():
             photo = self.open(payload, name)
-            result = self.render(photo, photo.own[0])
+            result = self.render(photo, photo.own[0]) if photo.first is None else photo.first
+            photo.first = None  # kept open for edits without it
             folder = self.folder()
             original, crops = self.save_photo(photo, folder)
             png, shown = self.save(result, photo.name, folder)
@@ -438,6 +471,33 @@ class Editor:
             result = self.render(photo, clamped, dataset)
             png, shown = self.save(result, photo.name)
             return View(self.edit_message(photo, clamped, dataset), photo, result, png, shown=shown)
+        return self._guarded(run)
+
+    def full_size_kept(self, token, values, dataset=None):
+        """`full_size` of the open photo under `token` (the page's session state), or a message saying why not."""
+        photo = self.recall(token)
+        if photo is None:
+            return self.edit_kept(token, values, dataset)  # its message: upload first, or upload again
+        return self.full_size(photo, values, dataset)
+
+    def full_size(self, photo, values, dataset=None):
+        """The upload itself, not its scaled-down working copy, edited as the controls' `values` edit the working copy
+        (the same controls moved from the same start): a View whose `png` is the download, byte for byte what
+        translate --align_faces writes for the same label; or a message."""
+        if photo.original is None:
+            return View(f"{photo.name} is edited at its own size already: its download is the full-size result.")
+
+        def run():
+            with open(photo.original, "rb") as f:
+                pixels = faces.decode_photo(f.read(), self.budget)
+            clamped = [c.clamp(v) for c, v in zip(self.controls, values, strict=True)]
+            whole = (dataclasses.replace(photo, pixels=pixels, first=None, original=None) if photo.in_graph
+                     else self._open(pixels, photo.name, ""))
+            result = self.render(whole, clamped, dataset, start=photo.own[0])
+            path = write_atomic(os.path.join(self.folder(), stem(photo.name) + "-stargan-full.png"),
+                                tf.io.encode_png(result).numpy())
+            return View(f"{photo.name}: the full-size result ({pixels.shape[1]} x {pixels.shape[0]}) is ready: "
+                        "download it below.", photo, png=path)
         return self._guarded(run)
 
     def edit_message(self, photo, values, dataset=None):
@@ -501,6 +561,8 @@ def build_page(editor):
                 crops = gr.Gallery(label="What the model sees (each face aligned, or the centre square)", format="png",
                                    columns=6, height=200, object_fit="contain", preview=False, fit_columns=False,
                                    elem_id="crops")
+                full = gr.Button("Full size: edit the photo itself, not its working copy", size="sm",
+                                 visible=False, elem_id="full")
                 download = gr.File(label="Download the result (PNG)", interactive=False, elem_id="download")
 
         def on_upload(path, previous):
@@ -511,9 +573,10 @@ def build_page(editor):
                 view = editor.upload(f.read(), os.path.basename(path))
             if view.photo is None:
                 return {photo: None, message: view.message, original: None, crops: None, result: None,
-                        download: None, another: gr.update(visible=True)}
+                        download: None, another: gr.update(visible=True), full: gr.update(visible=False)}
             return {photo: view.token, message: view.message, original: view.original, crops: view.crops,
                     result: view.shown, download: view.png, another: gr.update(visible=True),
+                    full: gr.update(visible=view.photo.original is not None),
                     **dict(zip(widgets, view.values, strict=True))}
 
         def on_another(path, previous):
@@ -524,7 +587,7 @@ def build_page(editor):
             """x on the upload: the photo is closed, every view emptied and the controls back at their defaults."""
             editor.close(previous)
             return {photo: None, message: "Upload a photo.", original: None, crops: None, result: None,
-                    download: None, another: gr.update(visible=False),
+                    download: None, another: gr.update(visible=False), full: gr.update(visible=False),
                     **dict(zip(widgets, editor.defaults, strict=True))}
 
         def on_edit(token, chosen, *values):
@@ -533,8 +596,12 @@ def build_page(editor):
                 return {message: view.message}
             return {message: view.message, result: view.shown, download: view.png}
 
+        def on_full(token, chosen, *values):
+            view = editor.full_size_kept(token, list(values), chosen)
+            return {message: view.message, download: view.png} if view.png else {message: view.message}
+
         shared = dict(concurrency_limit=1, concurrency_id="model", trigger_mode="always_last")
-        views = [photo, message, original, crops, result, download, another, *widgets]
+        views = [photo, message, original, crops, result, download, another, full, *widgets]
         upload.upload(on_upload, [upload, photo], views, **shared)
         another.upload(on_another, [another, photo], [upload, *views], **shared)
         upload.clear(on_clear, [photo], views, **shared)
@@ -544,6 +611,7 @@ def build_page(editor):
             (widget.input if control.choice else widget.release)(on_edit, edit_inputs, edit_outputs, **edit)
         dataset.input(on_edit, edit_inputs, edit_outputs, **edit)
         button.click(on_edit, edit_inputs, edit_outputs, **edit)
+        full.click(on_full, edit_inputs, [message, download], **edit)
     return page
 
 

@@ -1,16 +1,22 @@
-"""Face detection and alignment as TensorFlow ops only, for a SavedModel signature that edits whole photos.
+"""Faces found, aligned like CelebA, translated and pasted back, as TensorFlow ops only: the one implementation the
+export's edit_photo graph, the translate command and the app all run.
 
-  detector = FaceDetector.from_mtcnn()          # P-, R- and O-Net weights read once from mtcnn 1.0.0's wheel
-  found = detector.detect(pixels, max_faces=8)  # uint8 (H, W, 3) -> padded boxes, scores, landmarks, counts
-  matrices = similarity_transform(found["landmarks"][:found["num_faces"]], faces.TEMPLATE)
+  detector = load_detector()                     # P-, R- and O-Net weights read once from mtcnn 1.0.0's wheel
+  found = detector.detect(pixels, max_faces=8)   # uint8 (H, W, 3) -> padded boxes, scores, landmarks, counts
+  matrices = face_matrices(found["landmarks"][:found["num_faces"]])
   edited = translate_photo(pixels, matrices, fn)  # fn: uint8 crops (N, c, c, 3) -> (N, s, s, 3), as TF ops
 
 The detector repeats mtcnn.MTCNN().detect_faces step by step (pyramid, P-Net, its NMS, R-Net and O-Net on
-crop_and_resize patches, box regression, landmarks) and faces.detect_faces around it (the DETECT_SIDE shrink and the
-MIN_CONFIDENCE threshold); the weights are tf.Variables, so a SavedModel holding the detector needs neither mtcnn
-nor numpy at serving time. The fit, alignment and paste-back repeat faces.py's maths and give the same bytes.
+crop_and_resize patches, box regression, landmarks), searching photos larger than faces.DETECT_SIDE at that size and
+keeping faces from faces.MIN_CONFIDENCE; the weights are tf.Variables, so a SavedModel holding the detector needs
+neither mtcnn nor numpy at serving time. Each face's 5 landmarks give a similarity transform (least squares) onto
+CelebA's mean landmarks in its 178 x 218 aligned frame; one projective-transform op warps the photo into that frame,
+and the model's own training crop (`crop_size`, centred) is what it translates. The result is upsampled to the crop,
+warped back with the inverse transform at the photo's resolution and blended with a feathered mask; every pixel
+where the mask is 0 keeps its bytes.
 """
 
+import functools
 import importlib.util
 import os
 
@@ -20,7 +26,7 @@ import tensorflow as tf
 from stargan_tf import faces, preprocessing
 
 MAX_FACES = 8
-MIN_FACE_SIZE = 20  # mtcnn's defaults, as faces.detect_faces uses them
+MIN_FACE_SIZE = 20  # mtcnn 1.0.0's defaults (MTCNN().detect_faces)
 SCALE_FACTOR = 0.709
 CELL = 12  # P-Net's window; it slides with stride 2
 PNET_THRESHOLD, RNET_THRESHOLD, ONET_THRESHOLD = 0.6, 0.7, 0.8
@@ -41,6 +47,16 @@ def mtcnn_weights():
                                       f"{faces.INSTALL_HINT}")
     folder = os.path.join(spec.submodule_search_locations[0], "assets", "weights")
     return {net: joblib.load(os.path.join(folder, f"{net}.lz4")) for net in _NETS}
+
+
+@functools.cache
+def load_detector():
+    """The FaceDetector with the faces extra's weights, built once per process; FacesExtraMissing says how to install
+    the extra when mtcnn, lz4 or joblib is missing."""
+    if not faces.extra_installed():
+        raise faces.FacesExtraMissing(f"face alignment needs mtcnn, lz4 and joblib; install the faces extra: "
+                                      f"{faces.INSTALL_HINT}")
+    return FaceDetector.from_mtcnn()
 
 
 def _conv(x, kernel, bias):
@@ -143,6 +159,11 @@ class FaceDetector(tf.Module):
         """The detector with the weights inside the installed mtcnn wheel (the `faces` extra), read once."""
         return cls(mtcnn_weights())
 
+    @classmethod
+    def from_saved(cls, restored):
+        """The detector whose weights a loaded SavedModel stored (`loaded.detector`): no mtcnn needed."""
+        return cls({net: [v.numpy() for v in getattr(restored, net)] for net in _NETS})
+
     def _pnet(self, x):
         """Box offsets (1, h, w, 4) and face probability (1, h, w) for every 12 x 12 window, stride 2."""
         w = self.pnet
@@ -200,7 +221,7 @@ class FaceDetector(tf.Module):
     def candidates(self, pixels):
         """Every face mtcnn keeps (score > 0.8) in uint8 RGB `pixels`, by falling score: boxes (N, 4) as x, y, width,
         height, scores (N,), landmarks (N, 5, 2) as (x, y) in faces.KEYPOINTS order, all in `pixels`' pixels. A photo
-        larger than faces.DETECT_SIDE is searched at that size, as faces.detect_faces searches it."""
+        larger than faces.DETECT_SIDE is searched at that size (antialiased) and the results scaled back."""
         height, width = tf.unstack(tf.shape(pixels)[:2])
         longest = tf.cast(tf.maximum(height, width), tf.float64)
         factor = tf.minimum(tf.constant(1.0, tf.float64), faces.DETECT_SIDE / longest)
@@ -235,12 +256,16 @@ class FaceDetector(tf.Module):
         """Faces in uint8 RGB `pixels` (H, W, 3) with score >= `min_confidence`, the `max_faces` best of them left to
         right, zero-padded: {"boxes": (max_faces, 4) x, y, width, height; "scores": (max_faces,); "landmarks":
         (max_faces, 5, 2) (x, y) in faces.KEYPOINTS order; "num_faces": int32 kept; "num_found": int32 above the
-        threshold, kept or not}."""
+        threshold, kept or not}. `max_faces` None: every face found, unpadded."""
+        if not 0.0 < min_confidence <= 1.0:
+            raise ValueError(f"the face confidence threshold must lie in (0, 1], got {min_confidence:g}")
         boxes, scores, points = self.candidates(tf.convert_to_tensor(pixels, tf.uint8))
         found = tf.reduce_sum(tf.cast(scores >= min_confidence, tf.int32))  # sorted: the first `found` pass
-        kept = tf.minimum(found, max_faces)
+        kept = found if max_faces is None else tf.minimum(found, max_faces)
         order = tf.argsort(tf.reduce_mean(points[:kept, :, 0], axis=1), stable=True)
         boxes, scores, points = (tf.gather(v[:kept], order) for v in (boxes, scores, points))
+        if max_faces is None:
+            return {"boxes": boxes, "scores": scores, "landmarks": points, "num_faces": kept, "num_found": found}
         pad = max_faces - kept
         return {"boxes": tf.reshape(tf.pad(boxes, [[0, pad], [0, 0]]), [max_faces, 4]),
                 "scores": tf.reshape(tf.pad(scores, [[0, pad]]), [max_faces]),
@@ -250,7 +275,7 @@ class FaceDetector(tf.Module):
 
 def similarity_transform(src, dst):
     """float64 (..., 3, 3): the rotation + uniform scale + shift sending landmarks `src` (..., N, 2) closest to `dst`
-    (N, 2) in least squares, as faces.similarity_transform (Umeyama, no reflection). In 2-D the rotation-and-scale
+    (N, 2) in least squares (Umeyama 1991, no reflection). In 2-D the rotation-and-scale
     block [[a, -b], [b, a]] is linear in (a, b), so the fit has a closed form; coinciding landmarks (padding) give a
     zero block instead of an error."""
     src, dst = tf.cast(src, tf.float64), tf.cast(dst, tf.float64)
@@ -266,9 +291,15 @@ def similarity_transform(src, dst):
     return tf.concat([top, bottom], -2)
 
 
+def face_matrices(landmarks):
+    """float64 (N, 3, 3): each face's transform from photo pixels into CelebA's aligned frame, from its landmarks
+    (N, 5, 2) in faces.KEYPOINTS order."""
+    return similarity_transform(landmarks, faces.TEMPLATE)
+
+
 def warp(image, matrix, height, width, fill_mode="CONSTANT"):
     """float32 (height, width, C): output pixel (x, y) is `image` sampled at `matrix` (3 x 3) @ (x, y, 1), bilinear;
-    outside the image 0 (CONSTANT) or mirrored (REFLECT). faces.warp with a tensor matrix and size."""
+    outside the image 0 (CONSTANT) or mirrored (REFLECT)."""
     matrix = tf.cast(matrix, tf.float64)
     transform = tf.cast(tf.reshape(matrix / matrix[2, 2], [9])[:8], tf.float32)[None]
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -286,7 +317,7 @@ def _shift(x, y):
 
 def _bounds(matrix, left, top, right, bottom, width, height, margin):
     """int32 x0, y0, x1, y1 covering the rectangle's corners mapped by `matrix`, widened by `margin`, clipped to the
-    photo: faces._bounds."""
+    photo."""
     corners = matrix @ tf.constant([[left, right, left, right], [top, top, bottom, bottom], [1.0] * 4], tf.float64)
     xs, ys = corners[0] / corners[2], corners[1] / corners[2]
     width, height = tf.cast(width, tf.float64), tf.cast(height, tf.float64)
@@ -300,7 +331,7 @@ def _bounds(matrix, left, top, right, bottom, width, height, margin):
 def align(pixels, matrix):
     """uint8 (218, 178, 3): the face that `matrix` (photo -> aligned frame) sends into CelebA's aligned frame,
     mirrored beyond the photo's edge; a face much larger than the frame is first resized (antialiased) near the
-    frame's scale, so the one bilinear warp does not alias. faces.align."""
+    frame's scale, so the one bilinear warp does not alias."""
     to_photo = tf.linalg.inv(tf.cast(matrix, tf.float64))
     scale = tf.sqrt(tf.abs(tf.linalg.det(to_photo[:2, :2])))  # photo pixels per aligned pixel
     height, width = tf.unstack(tf.shape(pixels)[:2])
@@ -316,7 +347,7 @@ def align(pixels, matrix):
         to_small = to_small @ tf.linalg.diag(tf.stack([sx, sy, tf.ones([], tf.float64)]))
         return warp(source, to_small @ to_photo, faces.ALIGNED_HEIGHT, faces.ALIGNED_WIDTH, "REFLECT")
 
-    def region():  # only what the frame samples, never a float copy of the whole photo: faces.align
+    def region():  # only what the frame samples (and its bilinear neighbours), never a float copy of the photo
         rx0, ry0, rx1, ry1 = _bounds(to_photo, -0.5, -0.5, faces.ALIGNED_WIDTH - 0.5, faces.ALIGNED_HEIGHT - 0.5,
                                      width, height, 2 * scale + 2)
         inside = (rx1 > rx0) & (ry1 > ry0)
@@ -331,35 +362,44 @@ def align(pixels, matrix):
 
 def training_crops(pixels, matrices, crop_size=faces.DEFAULT_CROP_SIZE):
     """uint8 (N, c, c, 3): each face (matrices (N, 3, 3), photo -> aligned frame) aligned like CelebA and cut to the
-    model's training crop (preprocessing.center_crop's square). faces.training_crops."""
+    model's training crop (preprocessing.center_crop's square)."""
     size = faces.crop_box(crop_size)[2]
     return tf.map_fn(lambda m: preprocessing.center_crop(align(pixels, m), int(crop_size)), matrices,
                      fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=1)
 
 
+def _placement(matrix, crop_size, height, width):
+    """int32 x0, y0, x1, y1: the photo region the crop's square of the aligned frame covers under `matrix`'s inverse,
+    with a pixel's margin for the bilinear warp."""
+    top, left, size = faces.crop_box(crop_size)
+    return _bounds(tf.linalg.inv(matrix), left - 0.5, top - 0.5, left + size - 0.5, top + size - 0.5, width, height, 1)
+
+
+def _layer(image, crop_size, feather):
+    """float32 (218, 178, 4): the translated face (any size, None: none) upsampled onto its crop in the aligned frame,
+    and the feathered mask."""
+    top, left, size = faces.crop_box(crop_size)
+    profile = faces.feather_profile(size, feather)
+    mask = tf.constant(np.outer(profile, profile)[..., None], tf.float32)
+    face = (tf.zeros([size, size, 3]) if image is None
+            else tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear"))
+    return tf.pad(tf.concat([face, mask], -1), [[top, faces.ALIGNED_HEIGHT - top - size],
+                                               [left, faces.ALIGNED_WIDTH - left - size], [0, 0]])
+
+
 def paste_back(pixels, matrices, translated, crop_size=faces.DEFAULT_CROP_SIZE, feather=faces.FEATHER):
     """uint8 (H, W, 3): `pixels` with each face's translated crop (translated (N, s, s, 3), any s) upsampled onto its
     crop, warped back by the inverse of its matrix (N, 3, 3) and blended by the feathered mask, face after face;
-    pixels where every mask is 0 keep their bytes. faces.paste_back."""
-    top, left, size = faces.crop_box(crop_size)
-    profile = faces._feather(size, feather)
-    mask = tf.constant(np.outer(profile, profile)[..., None], tf.float32)
+    pixels where every mask is 0 keep their bytes."""
     matrices = tf.cast(matrices, tf.float64)
     height, width = tf.unstack(tf.shape(pixels)[:2])
 
-    def layer(image):
-        """float32 (218, 178, 4): the translated face on its crop in the aligned frame, and the mask: faces._layer."""
-        face = tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear")
-        return tf.pad(tf.concat([face, mask], -1), [[top, faces.ALIGNED_HEIGHT - top - size],
-                                                    [left, faces.ALIGNED_WIDTH - left - size], [0, 0]])
-
     def paste(i, out):
         to_aligned = matrices[i]
-        x0, y0, x1, y1 = _bounds(tf.linalg.inv(to_aligned), left - 0.5, top - 0.5, left + size - 0.5,
-                                 top + size - 0.5, width, height, 1)
+        x0, y0, x1, y1 = _placement(to_aligned, crop_size, height, width)
 
         def blend():
-            warped = warp(layer(translated[i]), to_aligned @ _shift(x0, y0), y1 - y0, x1 - x0)
+            warped = warp(_layer(translated[i], crop_size, feather), to_aligned @ _shift(x0, y0), y1 - y0, x1 - x0)
             region = out[y0:y1, x0:x1]
             weight = warped[..., 3:]
             mixed = tf.cast(region, tf.float32) + weight * (warped[..., :3] - tf.cast(region, tf.float32))
@@ -375,10 +415,23 @@ def paste_back(pixels, matrices, translated, crop_size=faces.DEFAULT_CROP_SIZE, 
     return out
 
 
+def paste_mask(shape, matrices, crop_size=faces.DEFAULT_CROP_SIZE, feather=faces.FEATHER):
+    """float32 (H, W) in [0, 1]: for a photo of `shape`, the most any face (matrices (N, 3, 3)) replaces of each pixel
+    in paste_back (0: kept as it was)."""
+    height, width = int(shape[0]), int(shape[1])
+    mask = np.zeros((height, width), np.float32)
+    for matrix in tf.unstack(tf.cast(matrices, tf.float64)):
+        x0, y0, x1, y1 = (int(v) for v in _placement(matrix, crop_size, height, width))
+        if x1 > x0 and y1 > y0:
+            warped = warp(_layer(None, crop_size, feather), matrix @ _shift(x0, y0), y1 - y0, x1 - x0)[..., 3]
+            mask[y0:y1, x0:x1] = np.maximum(mask[y0:y1, x0:x1], warped.numpy())
+    return mask
+
+
 def translate_photo(pixels, matrices, translate_crops, crop_size=faces.DEFAULT_CROP_SIZE, feather=faces.FEATHER):
     """`pixels` with every face (matrices (N, 3, 3), photo -> aligned frame) translated: `translate_crops` maps the
     training crops, uint8 (N, c, c, 3), to the model's outputs (N, s, s, 3) with TF ops; with no face it is not
-    called (a convolution of an empty batch fails on CPU). faces.translate_photo."""
+    called (a convolution of an empty batch fails on CPU)."""
     pixels = tf.convert_to_tensor(pixels, tf.uint8)
     return tf.cond(
         tf.shape(matrices)[0] > 0,

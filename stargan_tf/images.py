@@ -67,9 +67,14 @@ def labelled(array, names, view_scale=1):
     return np.concatenate([np.asarray(header), big], axis=0)
 
 
-def save_png(path, array):
-    """Write a uint8 (H, W, 3) array as PNG via a temporary file, so a crash never leaves half a file."""
+def png_bytes(array):
+    """A uint8 (H, W, 3) array as PNG bytes."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
-    return write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_png(path, array):
+    """Write a uint8 (H, W, 3) array as PNG via a temporary file, so a crash never leaves half a file."""
+    return write_atomic(path, png_bytes(array))
 

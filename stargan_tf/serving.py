@@ -16,10 +16,13 @@ Signatures (the contract clients rely on):
             and blended, every other pixel as decoded; num_faces int32 (N,) every face found, num_edited int32 (N,)
             those edited (at most max_faces), boxes float32 (N, max_faces, 4) x, y, width, height, landmarks
             (N, max_faces, 5, 2) (x, y), scores (N, max_faces), zero-padded; a photo without a face comes back
-            unchanged with num_faces 0. metadata then has faces (True) and max_faces (others lack both)
+            unchanged with num_faces 0. metadata then has faces (True) and max_faces (others lack both). For Python
+            callers the export also holds edit_pixels (one decoded photo: pixels uint8 (H, W, 3), label (c_dim,) ->
+            image uint8 and the counts, boxes, landmarks and scores of one photo), not a signature
   edit_photo_auto (exports with both, of one dataset's label): edit_photo's inputs and set float32 (N, c_dim) ->
             its outputs and own float32 (N, max_faces, c_dim): every face keeps its own attributes (D's prediction on
-            its crop, rounded: translate --source auto) but the entries set marks (1), which take label's values
+            its crop, rounded: translate --source auto) but the entries set marks (1), which take label's values;
+            edit_pixels_auto is its edit_pixels (label and set (c_dim,))
 Inputs are checked inside the graph, so a wrong shape, NaN or inf pixels, undecodable bytes or an image whose header
 declares more than max_pixels pixels raise InvalidArgumentError, the last before any pixel is decoded.
 """
@@ -114,7 +117,7 @@ class GeneratorServer(tf.Module):
             self._mask_width = c_dim - layout.cls_dim
             self.classify = tf.function(self._classify, input_signature=[
                 tf.TensorSpec([None], tf.string, name="image_bytes")])
-        self.edit_photo = None
+        self.edit_photo = self.edit_pixels = self.edit_pixels_auto = None
         self.max_faces = int(max_faces)
         if detector is not None:  # mtcnn's weights (face_graph.FaceDetector) are stored only then
             if self.max_faces < 1:
@@ -123,6 +126,10 @@ class GeneratorServer(tf.Module):
             self.edit_photo = tf.function(self._edit_photo, input_signature=[
                 tf.TensorSpec([None], tf.string, name="image_bytes"),
                 tf.TensorSpec([None, c_dim], tf.float32, name="label")], autograph=False)
+            # For Python callers holding the decoded photo (the app): not a signature, a function of the SavedModel.
+            self.edit_pixels = tf.function(self._edit_pixels, input_signature=[
+                tf.TensorSpec([None, None, 3], tf.uint8, name="pixels"),
+                tf.TensorSpec([c_dim], tf.float32, name="label")], autograph=False)
         self.edit_photo_auto = None
         if detector is not None and discriminator is not None and len(layout.parts) == 1:
             (_, spec), = layout.parts
@@ -131,6 +138,10 @@ class GeneratorServer(tf.Module):
                 tf.TensorSpec([None], tf.string, name="image_bytes"),
                 tf.TensorSpec([None, c_dim], tf.float32, name="label"),
                 tf.TensorSpec([None, c_dim], tf.float32, name="set")], autograph=False)
+            self.edit_pixels_auto = tf.function(self._edit_pixels_auto, input_signature=[
+                tf.TensorSpec([None, None, 3], tf.uint8, name="pixels"),
+                tf.TensorSpec([c_dim], tf.float32, name="label"), tf.TensorSpec([c_dim], tf.float32, name="set")],
+                autograph=False)
 
     def _check_label(self, label):
         shape_ok = _assert_shape(label, [None, self.c_dim], "label")
@@ -209,15 +220,20 @@ class GeneratorServer(tf.Module):
         """One photo's edit_photo outputs (PNG bytes, counts, padded boxes, landmarks, scores) for `label` (c_dim,);
         with `chosen` (edit_photo_auto) each face keeps its own attributes but those `chosen` marks, and "own"
         (max_faces, c_dim) holds them."""
-        pixels = decode_photo(image_bytes, self.max_pixels)
+        out = self.edit_decoded(decode_photo(image_bytes, self.max_pixels), label, chosen)
+        return {"image_bytes": tf.io.encode_png(out.pop("image")), **out}
+
+    def edit_decoded(self, pixels, label, chosen=None):
+        """edit_one on a decoded photo, uint8 (H, W, 3): "image" (uint8, the photo with every face edited) instead of
+        its PNG."""
         found = self.detector.detect(pixels, self.max_faces)
         count = found["num_faces"]
-        matrices = face_graph.similarity_transform(found["landmarks"][:count], faces.TEMPLATE)
+        matrices = face_graph.face_matrices(found["landmarks"][:count])
         padding = [[0, self.max_faces - count], [0, 0]]
 
         def with_faces():
-            """faces.translate_photo, with the labels made from the crops (no face: not called, as an empty batch's
-            convolution fails on CPU)."""
+            """face_graph.translate_photo, with the labels made from the crops (no face: not called, as an empty
+            batch's convolution fails on CPU)."""
             images = self.crop_images(face_graph.training_crops(pixels, matrices, self.crop_size))
             own = tf.zeros([count, self.c_dim]) if chosen is None else self.own_labels(images)
             labels = tf.tile(label[None], [count, 1]) if chosen is None else self.auto_targets(own, label, chosen)
@@ -225,9 +241,19 @@ class GeneratorServer(tf.Module):
             return face_graph.paste_back(pixels, matrices, translated, self.crop_size), tf.pad(own, padding)
 
         edited, own = tf.cond(count > 0, with_faces, lambda: (pixels, tf.zeros([self.max_faces, self.c_dim])))
-        out = {"image_bytes": tf.io.encode_png(edited), "num_faces": found["num_found"], "num_edited": count,
+        out = {"image": edited, "num_faces": found["num_found"], "num_edited": count,
                "boxes": found["boxes"], "landmarks": found["landmarks"], "scores": found["scores"]}
         return out if chosen is None else {**out, "own": tf.reshape(own, [self.max_faces, self.c_dim])}
+
+    def _edit_pixels(self, pixels, label):
+        pixels, label = _after([_assert_shape(pixels, [None, None, 3], "pixels"), *self._check_label(label[None])],
+                               pixels, label)
+        return self.edit_decoded(pixels, label)
+
+    def _edit_pixels_auto(self, pixels, label, chosen):
+        pixels, label, chosen = _after([_assert_shape(pixels, [None, None, 3], "pixels"),
+                                        *self._check_label(label[None])], pixels, label, chosen)
+        return self.edit_decoded(pixels, label, chosen)
 
     def _output_spec(self, auto):
         count = self.max_faces

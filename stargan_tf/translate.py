@@ -28,8 +28,10 @@ model-size squares). A photo where no face is found stops the run, naming the fi
 with --fallback_center_crop its centre square is translated instead. With an export made with
 `export.py --include_faces` (or a checkpoint directory) the whole edit of one photo, detection to the blended PNG,
 is the export's `edit_photo` graph (`edit_photo_auto` with --source auto, when the export has the classifier too), so
-the CLI writes the bytes TF Serving returns; the photo is decoded once. Older exports, --grid, --strip, a joint
-model's --source auto and a --min_face_confidence other than 0.95 use the eager path (mtcnn in Python).
+the CLI writes the bytes TF Serving returns. --grid, --strip, a joint model's --source auto, a --min_face_confidence
+other than 0.95 and exports without edit_photo run the same detection, alignment and paste-back functions
+(stargan_tf.face_graph) in-process around the model's translate_bytes; the detector's weights are the export's
+own when it has them, else the faces extra's. Either way each photo is decoded once.
 
 Outputs are named after the inputs: `d.jpg` -> `d.png` (`d-grid.png` with --grid, `d-strip.png` with --strip).
 Inputs sharing a name apart from the extension keep it, so none overwrites another: `d.jpg` and `d.png` ->
@@ -52,7 +54,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import faces, images, preprocessing
+from stargan_tf import face_graph, faces, images, preprocessing
 from stargan_tf.cli import fail, reason
 from stargan_tf.files import write_atomic
 from stargan_tf.preprocessing import DECODABLE
@@ -174,44 +176,26 @@ def label_rows(translator, source_pairs, set_pairs, grid=False, strip=None):
     return layout.encode(target_dataset, target[None])
 
 
-def find_faces(files, budget, min_confidence, fallback):
-    """{path: faces} for every photo, before anything is written: a photo without a face stops the run (its name
-    in the message) unless `fallback`, and then maps to []."""
-    found = {}
-    for path in files:
-        try:
-            pixels = faces.decode_photo(read_image(path, budget), budget)
-        except tf.errors.InvalidArgumentError as e:
-            raise ValueError(f"{path}: {reason(e)}") from None
-        found[path] = faces.detect_faces(pixels, min_confidence)
-        if not found[path] and not fallback:
-            raise faces.NoFaceError(f"{path}: no face found (mtcnn confidence >= {min_confidence:g}); pass "
-                                    "--fallback_center_crop to translate its centre square instead, or a lower "
-                                    "--min_face_confidence")
-    return found
+def no_face(path, min_confidence):
+    return faces.NoFaceError(f"{path}: no face found (mtcnn confidence >= {min_confidence:g}); pass "
+                             "--fallback_center_crop to translate its centre square instead, or a lower "
+                             "--min_face_confidence")
 
 
-def edit_photos(translator, files, budget, label, fallback, spool, chosen=None):
-    """{path: (PNG file in `spool`, faces found, faces edited, own attributes (edited, c_dim) or None), or None for a
-    photo without a face}: every photo edited by the edit_photo graph (edit_photo_auto with `chosen`) before anything
-    is written, so a photo without a face stops the run (its name in the message) unless `fallback`. The PNGs wait in
-    the folder `spool`, not in memory."""
+def edit_photos(files, budget, edit, min_confidence, fallback, spool):
+    """{path: (PNG file in `spool`, note), or None for a photo without a face}: every photo's faces edited by
+    `edit(payload)` -> (PNG bytes, note), or None when it finds no face, before anything is written, so a photo without
+    a face stops the run (its name in the message) unless `fallback`. The PNGs wait in the folder `spool`, not in
+    memory."""
     edited = {}
     for i, path in enumerate(files):
         try:
-            out = translator.edit_photo(read_image(path, budget), label, chosen)
+            out = edit(read_image(path, budget))
         except tf.errors.InvalidArgumentError as e:
             raise ValueError(f"{path}: {reason(e)}") from None
-        if int(out["num_faces"]) == 0:
-            if not fallback:
-                raise faces.NoFaceError(f"{path}: no face found (mtcnn confidence >= {faces.MIN_CONFIDENCE:g}); pass "
-                                        "--fallback_center_crop to translate its centre square instead, or a lower "
-                                        "--min_face_confidence")
-            edited[path] = None
-            continue
-        spooled = write_atomic(os.path.join(spool, f"{i}.png"), bytes(out["image_bytes"]))
-        own = out["own"][: int(out["num_edited"])] if chosen is not None else None
-        edited[path] = spooled, int(out["num_faces"]), int(out["num_edited"]), own
+        if out is None and not fallback:
+            raise no_face(path, min_confidence)
+        edited[path] = None if out is None else (write_atomic(os.path.join(spool, f"{i}.png"), out[0]), out[1])
     return edited
 
 
@@ -244,13 +228,15 @@ def centre_square(translator, payload, rows, single, budget):
     return np.concatenate(columns, axis=1)
 
 
-def aligned_faces(translator, pixels, found, rows_for, single):
-    """uint8: the full photo with every face translated and pasted back (`single`), else one row per face of its
-    aligned model input and each translation. `rows_for` maps the faces' training crops to each one's label rows."""
+def aligned_faces(translator, pixels, landmarks, rows_for, single):
+    """uint8: the full photo with every face (landmarks (N, 5, 2)) translated and pasted back (`single`), else one row
+    per face of its aligned model input and each translation; face_graph's alignment and paste-back, the edit_photo
+    graph's. `rows_for` maps the faces' training crops to each one's label rows."""
+    matrices = face_graph.face_matrices(landmarks)
+    crops = face_graph.training_crops(pixels, matrices, translator.crop_size).numpy()
     if single:
-        return faces.translate_photo(pixels, found, lambda crops: translator.translate_crops(
-            crops, np.concatenate(rows_for(crops))), translator.crop_size)
-    crops = faces.training_crops(pixels, found, translator.crop_size)
+        translated = translator.translate_crops(crops, np.concatenate(rows_for(crops)))
+        return face_graph.paste_back(pixels, matrices, translated, translator.crop_size).numpy()
     strips = []
     for crop, payload, rows in zip(crops, png_payloads(crops), rows_for(crops), strict=True):
         model_input = images.to_uint8(preprocessing.preprocess(tf.constant(crop), None, translator.image_size).numpy())
@@ -313,51 +299,70 @@ def run(args):
                         else (f"{args.strip}={value:g}" for value in STRIP_VALUES))]
     scale = images.view_scale_for(translator.image_size, args.view_scale)
 
-    def save_grid(path, array):
+    def grid_png(array):
         """A --grid / --strip image: enlarged by --view_scale under a header row naming its columns."""
-        return images.save_png(path, images.labelled(array, names, scale))
+        return images.png_bytes(images.labelled(array, names, scale))
+
+    def own_note():
+        return f" (own attributes: {'; '.join(predicted)})" if auto else ""
+
+    def in_graph(payload):
+        """One photo through the edit_photo graph (edit_photo_auto with --source auto)."""
+        out = translator.edit_photo(payload, label, chosen)
+        if int(out["num_faces"]) == 0:
+            return None
+        predicted.clear()
+        if auto:
+            predicted.extend(stated(translator.own_pairs(row, auto_dataset))
+                             for row in out["own"][: int(out["num_edited"])])
+        return bytes(out["image_bytes"]), face_note(int(out["num_faces"]), int(out["num_edited"])) + own_note()
+
+    def in_process(payload):
+        """One photo through face_graph's functions with the model's translate_bytes: other thresholds, --grid,
+        --strip, a joint model's --source auto, and exports without edit_photo."""
+        pixels = faces.decode_photo(payload, budget)
+        landmarks = translator.find_faces(pixels, min_confidence)["landmarks"]
+        if not len(landmarks):
+            return None
+        predicted.clear()
+        result = aligned_faces(translator, pixels, landmarks, rows_for_crops, single)
+        png = tf.io.encode_png(result).numpy() if single else grid_png(result)  # edit_photo's encoder
+        return png, face_note(len(landmarks), len(landmarks)) + own_note()
+
     min_confidence = faces.MIN_CONFIDENCE if args.min_face_confidence is None else args.min_face_confidence
     if not 0.0 < min_confidence <= 1.0:
         raise ValueError(f"--min_face_confidence must lie in (0, 1], got {min_confidence:g}")
-    in_graph = (args.align_faces and single and min_confidence == faces.MIN_CONFIDENCE
-                and (translator.can_edit_photo_auto if auto else translator.can_edit_photo))
+    graph = (args.align_faces and single and min_confidence == faces.MIN_CONFIDENCE
+             and (translator.can_edit_photo_auto if auto else translator.can_edit_photo))
     label, chosen = rows[0], None
     if auto:  # the --set values on all-0 attributes, and which entries they are: each face keeps the others
         label = label_rows(translator, [], set_pairs)[0]
         chosen = np.isin(np.arange(len(label)), [translator.layout.offset(auto_dataset)
                                                  + translator.layout.spec(auto_dataset).index(n) for n, _ in set_pairs])
     with tempfile.TemporaryDirectory(prefix="stargan-edit-") as spool:
-        fallback = args.fallback_center_crop
-        edited = edit_photos(translator, files, budget, label, fallback, spool, chosen) if in_graph else {}
-        eager = args.align_faces and not in_graph
-        found = find_faces(files, budget, min_confidence, args.fallback_center_crop) if eager else {}
+        edited = {}
+        if args.align_faces:
+            edited = edit_photos(files, budget, in_graph if graph else in_process, min_confidence,
+                                 args.fallback_center_crop, spool)
         written = []
         for path, target_path in zip(files, targets, strict=True):
-            note = ""
-            predicted.clear()
             try:
                 if edited.get(path):
-                    spooled, count, kept, own = edited[path]
-                    note = face_note(count, kept)
-                    predicted += [stated(translator.own_pairs(row, auto_dataset)) for row in own] if auto else []
+                    spooled, note = edited[path]
                     with open(spooled, "rb") as f:
                         out = write_atomic(target_path, f.read())
-                elif found.get(path):
-                    note = f" ({len(found[path])} face{'s' if len(found[path]) > 1 else ''})"
-                    pixels = faces.decode_photo(read_image(path, budget), budget)
-                    result = aligned_faces(translator, pixels, found[path], rows_for_crops, single)
-                    out = images.save_png(target_path, result) if single else save_grid(target_path, result)
                 else:
                     note = " (no face found: centre square)" if args.align_faces else ""
+                    predicted.clear()
                     payload = shown_payload(read_image(path, budget), budget)
                     photo_rows = rows_for(translator.classify([payload])[0] if auto else None)
                     result = centre_square(translator, payload, photo_rows, single, budget)
-                    out = write_atomic(target_path, result) if single else save_grid(target_path, result)
+                    out = write_atomic(target_path, result if single else grid_png(result))
+                    note += own_note()
             except tf.errors.InvalidArgumentError as e:  # what PIL's look at the header cannot see, e.g. GIF frames
                 raise ValueError(f"{path}: {reason(e)}") from None
             written.append(out)
-            own = f" (own attributes: {'; '.join(predicted)})" if auto else ""
-            print(f"{path} -> {out}{note}{own}")
+            print(f"{path} -> {out}{note}")
     return written
 
 

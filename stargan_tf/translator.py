@@ -1,6 +1,6 @@
 """A trained generator ready to translate photos, from an export or a checkpoint folder: `Translator` (labels by
-name, translate_bytes, classify and edit_photo), the options that pick the model (shared by the translate command
-and the app) and the checks of an input image and of --max_pixels."""
+name, translate_bytes, classify, edit_photo and its face detector), the options that pick the model (shared by the
+translate command and the app) and the checks of an input image and of --max_pixels."""
 
 import io
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from stargan_tf import domains, faces, preprocessing
+from stargan_tf import domains, face_graph, faces, preprocessing
 from stargan_tf.checkpoints import GENERATORS
 from stargan_tf.config import parse_step
 from stargan_tf.preprocessing import MAX_PIXELS
@@ -24,11 +24,14 @@ class Translator:
     """Labels by name and a `translate_bytes` function, from an export or a checkpoint directory."""
 
     def __init__(self, translate_bytes, names, groups, label_dataset, image_size, max_pixels=None, crop_size=None,
-                 classify_bytes=None, edit_photo=None, edit_photo_auto=None):
+                 classify_bytes=None, edit_photo=None, edit_photo_auto=None, edit_pixels=None, edit_pixels_auto=None,
+                 detector=None):
         self._translate_bytes = translate_bytes
         self._classify_bytes = classify_bytes  # None: an export without the classify signature
         self._edit_photo = edit_photo  # None: an export without the edit_photo signature
         self._edit_photo_auto = edit_photo_auto  # None: without edit_photo_auto (no classifier, or a joint label)
+        self._edit_pixels, self._edit_pixels_auto = edit_pixels, edit_pixels_auto  # None: exports before them
+        self._detector = detector  # the model's own face_graph.FaceDetector, a callable making it, or None
         self.image_size = int(image_size)
         self.max_pixels = None if max_pixels is None else int(max_pixels)  # None: an export older than the budget
         # An export older than the crop_size metadata: CelebA's default crop, as every earlier CelebA export.
@@ -44,10 +47,17 @@ class Translator:
         classify = loaded.signatures["classify"] if "classify" in loaded.signatures else None
         edit = loaded.signatures["edit_photo"] if "edit_photo" in loaded.signatures else None
         auto = loaded.signatures["edit_photo_auto"] if "edit_photo_auto" in loaded.signatures else None
+        stored = getattr(loaded, "detector", None)  # mtcnn's weights, in exports made with --include_faces
         return cls(lambda b, c: fn(image_bytes=b, label=c)["image_bytes"], *_metadata(loaded.signatures["metadata"]),
                    classify_bytes=None if classify is None else (lambda b: classify(image_bytes=b)["probabilities"]),
                    edit_photo=None if edit is None else (lambda b, c: edit(image_bytes=b, label=c)),
-                   edit_photo_auto=None if auto is None else (lambda b, c, s: auto(image_bytes=b, label=c, set=s)))
+                   edit_photo_auto=None if auto is None else (lambda b, c, s: auto(image_bytes=b, label=c, set=s)),
+                   # Functions that are not signatures hold no reference to their variables: the lambdas keep
+                   # `loaded` (and so its variables) alive.
+                   edit_pixels=(lambda p, c: loaded.edit_pixels(p, c)) if hasattr(loaded, "edit_pixels") else None,
+                   edit_pixels_auto=((lambda p, c, s: loaded.edit_pixels_auto(p, c, s))
+                                     if hasattr(loaded, "edit_pixels_auto") else None),
+                   detector=None if stored is None else (lambda: face_graph.FaceDetector.from_saved(stored)))
 
     @classmethod
     def from_checkpoint(cls, model_save_dir, step="latest", which="auto", max_pixels=MAX_PIXELS, classifier=False,
@@ -63,7 +73,8 @@ class Translator:
         server = build_server(generator, config, max_pixels, discriminator, include_faces=align_faces)
         return cls(lambda b, c: server.translate_bytes(b, c)["image_bytes"], *_metadata(server.metadata),
                    classify_bytes=(lambda b: server.classify(b)["probabilities"]) if with_d else None,
-                   edit_photo=server.edit_photo, edit_photo_auto=server.edit_photo_auto)
+                   edit_photo=server.edit_photo, edit_photo_auto=server.edit_photo_auto, edit_pixels=server.edit_pixels,
+                   edit_pixels_auto=server.edit_pixels_auto, detector=getattr(server, "detector", None))
 
     @property
     def can_edit_photo(self):
@@ -77,12 +88,40 @@ class Translator:
         """The edit_photo signature on one photo's bytes and one label row (c_dim,), or with `chosen` (c_dim,)
         edit_photo_auto's: {output: numpy value of that photo}, e.g. "image_bytes" the PNG, "num_faces" every face
         found, "num_edited" those edited."""
-        if not self.can_edit_photo or (chosen is not None and not self.can_edit_photo_auto):
-            raise ValueError("this export has no edit_photo signature (edit_photo_auto: and a classifier); export "
-                             "again with export.py --include_faces (and --include_classifier)")
+        self._check_edit(chosen)
         rows = [tf.constant(np.asarray(v, np.float32)[None]) for v in (label, chosen) if v is not None]
         out = (self._edit_photo if chosen is None else self._edit_photo_auto)(tf.constant([payload]), *rows)
         return {k: v.numpy()[0] for k, v in out.items()}
+
+    def edit_pixels(self, pixels, label, chosen=None):
+        """edit_photo on a decoded photo, uint8 (H, W, 3), through the same graph: "image" (uint8, the edited photo)
+        instead of "image_bytes". Exports made before the edit_pixels function get the photo as a PNG."""
+        self._check_edit(chosen)
+        edit = self._edit_pixels if chosen is None else self._edit_pixels_auto
+        if edit is None:
+            out = self.edit_photo(tf.io.encode_png(pixels).numpy(), label, chosen)
+            return {**out, "image": tf.io.decode_png(out.pop("image_bytes"), channels=3).numpy()}
+        rows = [tf.constant(np.asarray(v, np.float32)) for v in (label, chosen) if v is not None]
+        return {k: v.numpy() for k, v in edit(tf.constant(pixels, tf.uint8), *rows).items()}
+
+    def _check_edit(self, chosen):
+        if not self.can_edit_photo or (chosen is not None and not self.can_edit_photo_auto):
+            raise ValueError("this export has no edit_photo signature (edit_photo_auto: and a classifier); export "
+                             "again with export.py --include_faces (and --include_classifier)")
+
+    @property
+    def detector(self):
+        """The face_graph.FaceDetector: the one the export (or checkpoint folder's graph) holds, else the faces
+        extra's (FacesExtraMissing when it is not installed)."""
+        if callable(self._detector):  # made on first use: the export's weights read once
+            self._detector = self._detector()
+        return self._detector or face_graph.load_detector()
+
+    def find_faces(self, pixels, min_confidence=faces.MIN_CONFIDENCE):
+        """Every face in uint8 `pixels` with score >= `min_confidence`, left to right: {"landmarks" (N, 5, 2),
+        "boxes" (N, 4) x, y, width, height, "scores" (N,)} as numpy."""
+        found = self.detector.detect(pixels, None, min_confidence)
+        return {k: found[k].numpy() for k in ("landmarks", "boxes", "scores")}
 
     @property
     def can_classify(self):

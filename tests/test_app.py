@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from stargan_tf import app, domains, faces
+from stargan_tf import app, domains, face_graph
 from stargan_tf.translator import Translator
 from tests.helpers import app_memory
 from tests.helpers.classifier import d_probabilities
@@ -106,9 +106,16 @@ def astronaut_png(astronaut):
 
 @pytest.fixture(scope="module")
 def face(astronaut):
-    found = faces.detect_faces(astronaut)
-    assert len(found) == 1
-    return found[0]
+    """The astronaut's one face, as face_graph's detector finds it: {"landmarks" (1, 5, 2), "boxes" (1, 4), ...}."""
+    found = {k: v.numpy() for k, v in face_graph.load_detector().detect(astronaut, None).items()}
+    assert int(found["num_faces"]) == 1
+    return found
+
+
+@pytest.fixture(scope="module")
+def outside(astronaut, face):
+    """bool (512, 512): the pixels the pasted face's feathered mask leaves as they were."""
+    return face_graph.paste_mask(astronaut.shape, face_graph.face_matrices(face["landmarks"])) == 0
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +124,12 @@ def uploaded(editor, astronaut_png):
 
 
 def test_upload_starts_from_the_face_own_predicted_attributes(exported, uploaded, astronaut, face):  # noqa: F811
-    crop = faces.training_crop(faces.align(astronaut, face))
+    crop = face_graph.training_crops(astronaut, face_graph.face_matrices(face["landmarks"]), 178)[0].numpy()
     probabilities = d_probabilities(exported[0], [png_bytes(Image.fromarray(crop))])[0]
     assert uploaded.values == app.values_from(CELEBA, app.controls_for(CELEBA), probabilities)
 
 
-def test_upload_result_is_the_full_photo_changed_only_inside_the_mask(uploaded, astronaut, face):
-    outside = faces.paste_mask(astronaut.shape, face) == 0
+def test_upload_result_is_the_full_photo_changed_only_inside_the_mask(uploaded, astronaut, outside):
     assert uploaded.result.shape == (512, 512, 3)
     np.testing.assert_array_equal(uploaded.result[outside], astronaut[outside])
 
@@ -175,11 +181,11 @@ def test_photo_without_a_face_says_so_and_translates_the_centre_square(editor):
 def test_without_the_faces_extra_the_page_says_so_and_translates_the_centre_square(editor, astronaut_png,
                                                                                      monkeypatch):
     monkeypatch.setitem(sys.modules, "mtcnn", None)
-    faces.load_detector.cache_clear()
+    face_graph.load_detector.cache_clear()
     try:
         view = editor.upload(astronaut_png, "astronaut.png")
     finally:
-        faces.load_detector.cache_clear()
+        face_graph.load_detector.cache_clear()
     assert view.message.startswith('astronaut.png: Faces are not aligned: install the faces extra (pip install -e '
                                    '".[faces]" in the clone); the centre square is translated instead.')
     assert view.result.shape == (32, 32, 3)
@@ -189,6 +195,72 @@ def test_export_without_classify_starts_the_controls_at_zero(exported, astronaut
     plain = app.Editor(Translator.from_export(exported[1]), out_dir=str(tmp_path))
     view = plain.upload(astronaut_png, "astronaut.png")
     assert (view.values, "export with --include_classifier" in view.message) == (["none", 0.0, 0.0], True)
+
+
+# The edit_photo graph in-process (a checkpoint folder's, as an export made with --include_faces has it).
+
+
+BLOND = np.array([0, 1, 0, 0, 0], np.float32)
+
+
+@pytest.fixture(scope="module")
+def graph_translator(exported):  # noqa: F811
+    return Translator.from_checkpoint(exported[0].config.model_save_dir, classifier=True, align_faces=True)
+
+
+def blond(editor, values):
+    """The upload's control values with the hair choice moved to blond (translate --source auto --set Blond_Hair=1)."""
+    return ["Blond_Hair" if control.choice else value for control, value in zip(editor.controls, values, strict=True)]
+
+
+def test_upload_runs_the_graph_once_and_its_download_is_the_signatures_bytes(graph_translator, astronaut_png,
+                                                                              tmp_path, monkeypatch):
+    editor = app.Editor(graph_translator, out_dir=str(tmp_path))
+    calls = []
+    edit = graph_translator.edit_pixels
+    monkeypatch.setattr(graph_translator, "edit_pixels", lambda *args: calls.append(1) or edit(*args))
+    view = editor.upload(astronaut_png, "astronaut.png")
+    assert (editor.in_graph, view.photo.in_graph, len(calls)) == (True, True, 1)
+    edited = editor.edit(view.photo, blond(editor, view.values))
+    with open(edited.png, "rb") as f:
+        assert f.read() == bytes(graph_translator.edit_photo(astronaut_png, BLOND, BLOND)["image_bytes"])
+
+
+def test_full_size_edits_the_upload_not_the_working_copy_with_the_signatures_bytes(graph_translator, astronaut_png,
+                                                                                   tmp_path):
+    editor = app.Editor(graph_translator, out_dir=str(tmp_path), work_side=256)
+    view = editor.upload(astronaut_png, "astronaut.png")
+    full = editor.full_size(view.photo, blond(editor, view.values))
+    assert (view.result.shape, full.message) == ((256, 256, 3), "astronaut.png: the full-size result (512 x 512) is "
+                                                                 "ready: download it below.")
+    with open(full.png, "rb") as f:
+        assert f.read() == bytes(graph_translator.edit_photo(astronaut_png, BLOND, BLOND)["image_bytes"])
+
+
+def test_full_size_without_the_graph_keeps_every_byte_outside_the_mask(classifier_export, astronaut_png, astronaut,
+                                                                       outside, tmp_path):  # noqa: F811
+    editor = app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path), work_side=256)
+    view = editor.upload(astronaut_png, "astronaut.png")
+    result = np.asarray(Image.open(editor.full_size(view.photo, blond(editor, view.values)).png))
+    assert (view.photo.in_graph, result.shape) == (False, (512, 512, 3))
+    np.testing.assert_array_equal(result[outside], astronaut[outside])
+    assert np.abs(result[~outside].astype(np.int16) - astronaut[~outside]).max() > 0
+
+
+def test_a_photo_within_the_working_side_needs_no_full_size(editor, uploaded):
+    assert editor.full_size(uploaded.photo, uploaded.values).message == (
+        "astronaut.png is edited at its own size already: its download is the full-size result.")
+
+
+def test_closing_a_scaled_down_photo_removes_its_kept_upload(classifier_export, astronaut_png, tmp_path):  # noqa: F811
+    editor = app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path), work_side=256,
+                        align_faces=False)
+    view = editor.upload(astronaut_png, "astronaut.png")
+    kept = view.photo.original
+    with open(kept, "rb") as f:
+        assert f.read() == astronaut_png
+    editor.close(view.token)
+    assert not os.path.exists(kept)
 
 
 def test_unexpected_error_is_a_message_not_a_traceback(editor, uploaded, monkeypatch):
@@ -248,7 +320,7 @@ def test_every_model_event_shares_one_queue_slot(editor):
     """One slot keeps them in order too: a clear after an upload still in the queue runs after it."""
     page = app.build_page(editor)
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in page.fns.values()} == {("model", 1)}
-    assert len(page.fns) == 8  # upload, another upload, clear, hair colour, Male, Young, the dataset, Translate
+    assert len(page.fns) == 9  # upload, another, clear, hair colour, Male, Young, the dataset, Translate, Full size
 
 
 def test_joint_model_gets_controls_for_both_parts(tmp_path):
@@ -387,14 +459,13 @@ def test_browser_result_has_the_photo_size(session):
     assert session["result"].shape == (512, 512, 3)
 
 
-def test_browser_result_keeps_every_byte_outside_the_paste_mask(session, astronaut, face):
-    outside = faces.paste_mask(astronaut.shape, face) == 0
+def test_browser_result_keeps_every_byte_outside_the_paste_mask(session, astronaut, outside):
     np.testing.assert_array_equal(session["result"][outside], astronaut[outside])
 
 
 def test_browser_result_changes_the_face(session, astronaut, face):
     """Mean change over the detected face box: measured 78 levels (the 5-iteration model draws noise)."""
-    x, y, w, h = (round(v) for v in face.box)
+    x, y, w, h = (round(float(v)) for v in face["boxes"][0])
     box = np.s_[y : y + h, x : x + w]
     assert np.abs(session["result"][box].astype(np.float32) - astronaut[box]).mean() > 10
 
@@ -472,7 +543,8 @@ def open_page(browser, server, path):
 
 def natural_size(page, selector):
     """(width, height) of the image file an <img> shows."""
-    return tuple(page.locator(selector).evaluate("e => [e.naturalWidth, e.naturalHeight]"))
+    return tuple(page.locator(selector).evaluate(
+        "async e => { await e.decode(); return [e.naturalWidth, e.naturalHeight]; }"))  # once it has loaded
 
 
 def drawn_size(page, selector):
@@ -532,7 +604,7 @@ def coffee(server, browser, photos, server_log):
     panel and download the result; Translate with nothing moved; type 5 into Male's number box and leave it (Tab);
     press x on the upload; Translate again. Each step waits for the page's answer, whatever it is."""
     page = open_page(browser, server, photos / "coffee.png")
-    uploaded = message(page)
+    uploaded, full_button = message(page), page.locator("#full").is_visible()
     result = page.locator("#result img")
     result.evaluate("e => e.decode()")
     shown = {"panel height": page.locator("#result").bounding_box()["height"], "drawn": drawn_size(page, "#result img"),
@@ -562,7 +634,7 @@ def coffee(server, browser, photos, server_log):
     page.wait_for_timeout(500)  # a result, were there one, would show by now
     shown["after clear"] = {"status": status, "images": page.locator("#original img, #result img").count()}
     page.close()
-    return shown
+    return {**shown, "full button": full_button}
 
 
 def test_browser_small_result_is_drawn_large_in_a_full_height_panel(coffee):
@@ -618,3 +690,43 @@ def test_launch_prints_our_share_flag_not_gradios_hint(server, server_log):
         time.sleep(0.1)
     assert (lines, "share=True" in server_log.read_text(errors="replace")) == (
         [f"Running on {server} ; pass --share for a public link"], False)
+
+
+def test_browser_photo_within_the_working_side_has_no_full_size_button(coffee):
+    assert coffee["full button"] is False
+
+
+@pytest.fixture(scope="module")
+def large(server, browser, astronaut, tmp_path_factory):
+    """A 2000 x 1200 photo (the astronaut on grey), over the app's 1600-pixel working side: upload it, press Full
+    size, download what it made."""
+    folder = tmp_path_factory.mktemp("large")
+    canvas = np.full((1200, 2000, 3), 96, np.uint8)
+    canvas[300:812, 700:1212] = astronaut
+    Image.fromarray(canvas).save(folder / "large.png")
+    page = open_page(browser, server, folder / "large.png")
+    shown = {"status": message(page), "button": page.locator("#full").is_visible(),
+             "original": natural_size(page, "#original img"), "canvas": canvas}
+    page.locator("#full").click()
+    shown["full"] = wait_for_message(page, "full-size result")
+    with page.expect_download() as download:
+        page.locator("#download a.download-link").click()
+    shown["download"] = np.asarray(Image.open(download.value.path()))
+    page.close()
+    return shown
+
+
+def test_browser_large_photo_is_edited_as_a_working_copy_with_a_full_size_button(large):
+    assert (large["button"], large["original"]) == (True, (1600, 960))
+    assert "Edited at 1600 x 960: the photo's 2000 x 1200 is scaled down to at most 1600 pixels a side." in \
+        large["status"]
+
+
+def test_browser_full_size_downloads_the_upload_edited_at_its_own_size(large, face):
+    """Its face changed; the grey around it, far from the face, kept byte for byte."""
+    assert large["full"] == "large.png: the full-size result (2000 x 1200) is ready: download it below."
+    assert large["download"].shape == (1200, 2000, 3)
+    np.testing.assert_array_equal(large["download"][:250], large["canvas"][:250])
+    x, y, w, h = (round(float(v)) for v in face["boxes"][0])
+    box = np.s_[300 + y : 300 + y + h, 700 + x : 700 + x + w]  # the astronaut's face box, where she is on the canvas
+    assert np.abs(large["download"][box].astype(np.int16) - large["canvas"][box]).mean() > 10

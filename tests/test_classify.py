@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 from skimage import data as skdata
 
-from stargan_tf import domains, faces, serving, translate
+from stargan_tf import domains, face_graph, serving, translate
 from stargan_tf.export import build_server
 from stargan_tf.models import build_discriminator, build_generator
 from stargan_tf.translator import NO_CLASSIFIER, Translator
@@ -109,7 +109,8 @@ def test_source_auto_classifies_each_aligned_face(exported, classifier_export, t
     solver = exported[0]
     astronaut = skdata.astronaut()
     Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
-    crop = faces.training_crop(faces.align(astronaut, faces.detect_faces(astronaut)[0]))
+    found = face_graph.load_detector().detect(astronaut, max_faces=None)
+    crop = face_graph.training_crops(astronaut, face_graph.face_matrices(found["landmarks"]), 178).numpy()[0]
     own = domains.predicted_part(domains.attribute_spec(ATTRS), d_probabilities(solver, [png_bytes(
         Image.fromarray(crop))])[0])
     source = ",".join(f"{n}={v:g}" for n, v in zip(ATTRS, own.tolist(), strict=True))

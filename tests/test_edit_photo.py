@@ -1,5 +1,6 @@
 """The edit_photo signature (export.py --include_faces): whole photos in, every face edited in the graph, PNG out."""
 
+import gc
 import io
 import os
 import subprocess
@@ -11,8 +12,9 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 from skimage import data as skdata
 
-from stargan_tf import app, export, faces, preprocessing, translate
+from stargan_tf import app, export, face_graph, preprocessing, translate
 from stargan_tf.translator import Translator
+from tests.helpers.face_photos import collage
 from tests.helpers.hostile_images import png_bomb
 
 pytest.importorskip("mtcnn")
@@ -28,20 +30,13 @@ def encode(pixels, fmt="PNG"):
     return buffer.getvalue()
 
 
-def shrink(pixels, side):
-    return tf.cast(tf.round(tf.image.resize(pixels, [side, side], antialias=True)), tf.uint8).numpy()
-
-
 @pytest.fixture(scope="module")
 def photos():
     """{name: bytes}: the astronaut (PNG); a JPEG collage of her at 512, 256 and mirrored at 384 px on a grey
-    1800 x 1000 canvas (3 faces, as tests/test_face_graph.py builds it); a coffee cup (no face)."""
+    1800 x 1000 canvas (3 faces: tests/helpers/face_photos.collage); a coffee cup (no face)."""
     astronaut = skdata.astronaut()
-    canvas = np.full((1000, 1800, 3), 96, np.uint8)
-    canvas[40:552, 60:572] = astronaut
-    canvas[500:756, 700:956] = shrink(astronaut, 256)
-    canvas[300:684, 1300:1684] = shrink(astronaut[:, ::-1], 384)
-    return {"astronaut": encode(astronaut), "collage": encode(canvas, "JPEG"), "coffee": encode(skdata.coffee())}
+    return {"astronaut": encode(astronaut), "collage": encode(collage(astronaut), "JPEG"),
+            "coffee": encode(skdata.coffee())}
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +101,14 @@ def decoded(payload):
     return preprocessing.decode_image(tf.constant(payload), None).numpy()
 
 
+def mask_of(shape, landmarks):
+    """float32 (H, W): the most any face (landmarks (N, 5, 2)) replaces of each pixel when pasted back."""
+    return face_graph.paste_mask(shape, face_graph.face_matrices(landmarks))
+
+
 def outside_masks(shape, landmarks):
     """bool (H, W): pixels no edited face's feathered mask touches."""
-    masks = [faces.paste_mask(shape, faces.Face(points.astype(np.float64))) for points in landmarks]
-    return np.all([m == 0 for m in masks], axis=0)
+    return mask_of(shape, landmarks) == 0
 
 
 def png_of(fresh, name):
@@ -138,20 +137,21 @@ def test_astronaut_landmarks_and_box_are_where_mtcnn_finds_them(fresh):
     assert (fresh["scores"][0, 0] > 0.99, (fresh["scores"][0, 1:] == 0).all()) == (True, True)
 
 
-def test_collage_faces_beyond_max_faces_are_counted_and_left_untouched(fresh, photos):
-    """3 faces found, the 2 best edited; the third (lowest score) keeps every byte the JPEG decodes to."""
+def test_collage_faces_beyond_max_faces_are_counted_and_left_untouched(translator, fresh, photos):
+    """3 faces found (by the export's own detector, every face), the 2 best edited; the third (lowest score) keeps
+    every byte the JPEG decodes to."""
     source = decoded(photos["collage"])
     out = tf.io.decode_png(png_of(fresh, "collage")).numpy()
-    every = faces.detect_faces(source)
+    every = translator.find_faces(source)["landmarks"]
     edited = fresh["landmarks"][1]
-    untouched = [f for f in every if np.abs(edited - f.landmarks[None]).max(axis=(1, 2)).min() > 3]
+    untouched = [points for points in every if np.abs(edited - points[None]).max(axis=(1, 2)).min() > 3]
     assert (out.shape, int(fresh["num_faces"][1]), int(fresh["num_edited"][1]), len(every), len(untouched)) == (
         (1000, 1800, 3), 3, MAX_FACES, 3, 1)
     outside = outside_masks(source.shape, edited)
-    third = faces.paste_mask(source.shape, untouched[0]) > 0
+    third = mask_of(source.shape, untouched[0][None]) > 0
     assert (np.array_equal(out[outside], source[outside]), (third & outside).sum() == third.sum()) == (True, True)
     for points in edited:
-        inside = faces.paste_mask(source.shape, faces.Face(points.astype(np.float64))) > 0.5
+        inside = mask_of(source.shape, points[None]) > 0.5
         assert np.abs(out.astype(int) - source)[inside].mean() > 5
 
 
@@ -167,13 +167,15 @@ def test_the_pixel_budget_refuses_a_bomb_before_decoding(fresh):
         fresh["bomb_error"])
 
 
-def test_edit_photo_equals_the_eager_path_on_its_own_landmarks(translator, fresh, photos):
-    """faces.translate_photo with translate_bytes on the crops (faces.py's path) gives the same bytes."""
+def test_edit_photo_equals_face_graphs_steps_around_translate_bytes_on_its_own_landmarks(translator, fresh, photos):
+    """face_graph's crops of the signature's landmarks, translated by translate_bytes (the crops as PNGs) and pasted
+    back in this process, give the fresh process's bytes."""
     source = decoded(photos["astronaut"])
-    found = [faces.Face(fresh["landmarks"][0, 0].astype(np.float64))]
-    eager = faces.translate_photo(source, found, lambda crops: translator.translate_crops(crops, BLOND[None]),
-                                  translator.crop_size)
-    np.testing.assert_array_equal(tf.io.decode_png(png_of(fresh, "astronaut")).numpy(), eager)
+    matrices = face_graph.face_matrices(fresh["landmarks"][0, :1])
+    crops = face_graph.training_crops(source, matrices, translator.crop_size).numpy()
+    translated = translator.translate_crops(crops, BLOND[None])
+    expected = face_graph.paste_back(source, matrices, translated, translator.crop_size).numpy()
+    np.testing.assert_array_equal(tf.io.decode_png(png_of(fresh, "astronaut")).numpy(), expected)
 
 
 def test_translate_cli_writes_the_signatures_bytes_from_an_export_and_from_the_checkpoint(
@@ -219,8 +221,8 @@ def test_edit_photo_auto_keeps_each_faces_own_attributes_but_the_set_ones(transl
     translate --source auto predicts), and the photo equals edit_photo's with the label translate would build."""
     auto = translator.edit_photo(photos["astronaut"], BLOND, BLOND)
     landmarks = auto["landmarks"][: int(auto["num_edited"])].astype(np.float64)
-    crops = faces.training_crops(decoded(photos["astronaut"]), [faces.Face(p) for p in landmarks],
-                                 translator.crop_size)
+    crops = face_graph.training_crops(decoded(photos["astronaut"]), face_graph.face_matrices(landmarks),
+                                      translator.crop_size).numpy()
     pairs = translator.own_pairs(translator.classify_crops(crops)[0])
     label = translate.label_rows(translator, pairs, [("Blond_Hair", 1.0)])[0]
     plain = translator.edit_photo(photos["astronaut"], label)
@@ -268,7 +270,7 @@ def test_a_photo_comes_back_turned_upright_by_its_exif_orientation(translator):
 
 def test_app_from_a_checkpoint_folder_edits_in_the_graph(exported):
     """The app given --model_save_dir builds the checkpoint's edit_photo graph, as an export made with
-    --include_faces has it, instead of the eager path."""
+    --include_faces has it, instead of face_graph's functions around translate_bytes."""
     editor = app.load_editor(app.parse_args(["--model_save_dir", exported[0].config.model_save_dir]))
     assert editor.translator.can_edit_photo and editor.in_graph
 
@@ -290,3 +292,13 @@ def test_an_empty_batch_returns_an_empty_batch(face_export):
     edit = tf.saved_model.load(face_export).signatures["edit_photo"]
     out = edit(image_bytes=tf.constant([], tf.string), label=tf.zeros([0, 5]))
     assert out["image_bytes"].shape == (0,) and out["boxes"].shape == (0, MAX_FACES, 4)
+
+
+def test_edit_pixels_of_a_loaded_export_gives_edit_photos_bytes_after_the_export_object_is_gone(face_export, photos):
+    """The app's call on the decoded photo: the same graph, so its PNG is the signature's; the export's variables
+    stay alive without the loaded object (functions that are not signatures do not hold them)."""
+    loaded = Translator.from_export(face_export)
+    gc.collect()
+    out = loaded.edit_pixels(decoded(photos["astronaut"]), BLOND)
+    assert (int(out["num_faces"]), out["image"].shape) == (1, (512, 512, 3))
+    assert tf.io.encode_png(out["image"]).numpy() == bytes(loaded.edit_photo(photos["astronaut"], BLOND)["image_bytes"])

@@ -1,7 +1,9 @@
 """Faces aligned like CelebA and pasted back, fractional labels and strips: on scikit-image's astronaut photo."""
 
+import functools
 import io
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 from skimage import data as skdata
 
-from stargan_tf import domains, faces, preprocessing, serving, translate
+from stargan_tf import domains, face_graph, faces, preprocessing, serving, translate
 from stargan_tf.export import build_server
 from stargan_tf.translator import Translator
 from tests.helpers.configs import tiny_config
@@ -26,15 +28,28 @@ def astronaut():
 
 
 @pytest.fixture(scope="module")
-def face(astronaut):
-    found = faces.detect_faces(astronaut)
-    assert len(found) == 1
-    return found[0]
+def detector():
+    return face_graph.load_detector()
+
+
+def find(detector, pixels):
+    """Every face face_graph's detector keeps (confidence >= 0.95), left to right: {boxes, scores, landmarks} numpy."""
+    found = detector.detect(pixels, max_faces=None)
+    return {k: found[k].numpy() for k in ("boxes", "scores", "landmarks")}
+
+
+@pytest.fixture(scope="module")
+def face(detector, astronaut):
+    """The astronaut's one face: {"box" (4,), "score", "landmarks" (5, 2), "matrices" (1, 3, 3) into the frame}."""
+    found = find(detector, astronaut)
+    assert len(found["landmarks"]) == 1
+    return {"box": found["boxes"][0], "score": found["scores"][0], "landmarks": found["landmarks"][0],
+            "matrices": face_graph.face_matrices(found["landmarks"]).numpy()}
 
 
 def green(crops):
-    """A stand-in model: every crop becomes a 32 x 32 green square."""
-    return np.broadcast_to(GREEN, (len(crops), 32, 32, 3))
+    """A stand-in model as TF ops: every crop becomes a 32 x 32 green square."""
+    return tf.broadcast_to(GREEN, tf.stack([tf.shape(crops)[0], 32, 32, 3]))
 
 
 def apply(matrix, points):
@@ -46,41 +61,46 @@ def test_similarity_transform_recovers_a_known_rotation_scale_and_shift():
     expected = np.eye(3)
     expected[:2, :2] = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     expected[:2, 2] = offset
-    np.testing.assert_allclose(faces.similarity_transform(faces.TEMPLATE, apply(expected, faces.TEMPLATE)), expected,
-                               atol=1e-6)
+    np.testing.assert_allclose(face_graph.similarity_transform(faces.TEMPLATE, apply(expected, faces.TEMPLATE)),
+                               expected, atol=1e-6)
 
 
 def test_astronaut_face_is_found_with_its_landmarks_inside_its_box(face):
-    x, y, w, h = face.box
-    inside = ((face.landmarks[:, 0] > x) & (face.landmarks[:, 0] < x + w) & (face.landmarks[:, 1] > y)
-              & (face.landmarks[:, 1] < y + h))
-    assert (face.confidence >= faces.MIN_CONFIDENCE, inside.tolist()) == (True, [True] * 5)
+    x, y, w, h = face["box"]
+    points = face["landmarks"]
+    inside = (points[:, 0] > x) & (points[:, 0] < x + w) & (points[:, 1] > y) & (points[:, 1] < y + h)
+    assert (face["score"] >= faces.MIN_CONFIDENCE, inside.tolist()) == (True, [True] * 5)
 
 
-def test_aligned_astronaut_landmarks_lie_within_6_pixels_of_the_template(astronaut, face):
-    """Measured: 2.2, 3.2, 3.6, 5.4, 4.5 px (mean 3.8); the similarity fit itself leaves up to 4.3 px (her smile is
-    wider than CelebA's mean mouth) and mtcnn reports whole pixels."""
-    redetected = faces.detect_faces(faces.align(astronaut, face))
-    assert len(redetected) == 1
-    assert np.linalg.norm(redetected[0].landmarks - faces.TEMPLATE, axis=1).max() <= 6.0
+@pytest.fixture(scope="module")
+def realigned(detector, astronaut, face):
+    """The faces the detector finds again in the astronaut's aligned face."""
+    return find(detector, face_graph.align(astronaut, face["matrices"][0]).numpy())["landmarks"]
 
 
-def test_aligned_landmarks_lie_within_3_pixels_of_where_the_transform_sends_them(astronaut, face):
-    """The warp's own accuracy, without the fit's residual: measured 0.8, 1.4, 2.5, 1.2, 0.8 px."""
-    redetected = faces.detect_faces(faces.align(astronaut, face))[0]
-    assert np.linalg.norm(redetected.landmarks - apply(face.matrix, face.landmarks), axis=1).max() <= 3.0
+def test_aligned_astronaut_landmarks_lie_within_6_pixels_of_the_template(realigned):
+    """Measured: 2.1, 3.6, 2.4, 5.2, 4.4 px (mean 3.5); the similarity fit itself leaves up to 4.7 px (her smile is
+    wider than CelebA's mean mouth)."""
+    assert len(realigned) == 1
+    assert np.linalg.norm(realigned[0] - faces.TEMPLATE, axis=1).max() <= 6.0
+
+
+def test_aligned_landmarks_lie_within_3_pixels_of_where_the_transform_sends_them(realigned, face):
+    """The warp's own accuracy, without the fit's residual: measured 0.2, 1.4, 1.1, 0.5, 0.8 px."""
+    assert np.linalg.norm(realigned[0] - apply(face["matrices"][0], face["landmarks"]), axis=1).max() <= 3.0
 
 
 def test_aligned_face_has_celeba_size(astronaut, face):
-    aligned = faces.align(astronaut, face)
+    aligned = face_graph.align(astronaut, face["matrices"][0]).numpy()
     assert (aligned.shape, aligned.dtype) == ((218, 178, 3), np.uint8)
 
 
 def test_a_photo_8_times_larger_aligns_like_the_original(astronaut, face):
     """Antialiased before the warp: mean difference 1.6 levels (2.6 when warped directly, aliased)."""
     big = np.repeat(np.repeat(astronaut, 8, axis=0), 8, axis=1)
-    large_face = faces.Face((face.landmarks + 0.5) * 8 - 0.5)
-    difference = np.abs(faces.align(big, large_face).astype(np.float32) - faces.align(astronaut, face))
+    large = face_graph.face_matrices(((face["landmarks"] + 0.5) * 8 - 0.5)[None])[0]
+    difference = np.abs(face_graph.align(big, large).numpy().astype(np.float32)
+                        - face_graph.align(astronaut, face["matrices"][0]).numpy())
     assert difference.mean() < 2.0
 
 
@@ -92,29 +112,33 @@ def test_crop_box_is_data_center_crop(crop_size):
                                   preprocessing.center_crop(tf.constant(frame), crop_size).numpy())
 
 
-def test_paste_back_keeps_the_photo_size(astronaut, face):
-    out = faces.translate_photo(astronaut, [face], green)
-    assert (out.shape, out.dtype) == ((512, 512, 3), np.uint8)
+@pytest.fixture(scope="module")
+def greened(astronaut, face):
+    """The astronaut with her face translated by `green` and pasted back."""
+    return face_graph.translate_photo(astronaut, face["matrices"], green).numpy()
 
 
-def test_paste_back_keeps_every_pixel_outside_the_mask_byte_identical(astronaut, face):
-    out = faces.translate_photo(astronaut, [face], green)
-    outside = faces.paste_mask(astronaut.shape, face) == 0
-    np.testing.assert_array_equal(out[outside], astronaut[outside])
+def test_paste_back_keeps_the_photo_size(greened):
+    assert (greened.shape, greened.dtype) == ((512, 512, 3), np.uint8)
+
+
+def test_paste_back_keeps_every_pixel_outside_the_mask_byte_identical(astronaut, face, greened):
+    outside = face_graph.paste_mask(astronaut.shape, face["matrices"]) == 0
+    np.testing.assert_array_equal(greened[outside], astronaut[outside])
 
 
 def test_paste_mask_covers_at_most_the_crop_square_and_fully_the_face(astronaut, face):
-    """The 178-pixel crop square is 178 / 0.956 = 186 photo pixels wide: at most 34,700 pixels can be touched."""
-    mask = faces.paste_mask(astronaut.shape, face)
-    nose_x, nose_y = np.rint(face.landmarks[2]).astype(int)
-    assert ((mask > 0).sum() < 186**2, mask[nose_y, nose_x]) == (True, 1.0)
+    """The 178-pixel crop square is 178 / 0.947 = 188 photo pixels wide: at most 35,300 pixels can be touched
+    (measured 34,901)."""
+    mask = face_graph.paste_mask(astronaut.shape, face["matrices"])
+    nose_x, nose_y = np.rint(face["landmarks"][2]).astype(int)
+    assert ((mask > 0).sum() < 188**2, mask[nose_y, nose_x]) == (True, 1.0)
 
 
-def test_paste_back_replaces_the_pixels_inside_the_mask(astronaut, face):
-    out = faces.translate_photo(astronaut, [face], green)
-    inside = faces.paste_mask(astronaut.shape, face) == 1
+def test_paste_back_replaces_the_pixels_inside_the_mask(astronaut, face, greened):
+    inside = face_graph.paste_mask(astronaut.shape, face["matrices"]) == 1
     assert inside.sum() > 10_000
-    np.testing.assert_array_equal(out[inside], np.broadcast_to(GREEN, (inside.sum(), 3)))
+    np.testing.assert_array_equal(greened[inside], np.broadcast_to(GREEN, (inside.sum(), 3)))
 
 
 @pytest.fixture(scope="module")
@@ -122,22 +146,24 @@ def twins(astronaut):
     return np.concatenate([astronaut, astronaut], axis=1)
 
 
-def test_two_faces_side_by_side_are_found_left_to_right(twins):
-    noses = [f.landmarks[2, 0] for f in faces.detect_faces(twins)]
+def test_two_faces_side_by_side_are_found_left_to_right(detector, twins):
+    noses = find(detector, twins)["landmarks"][:, 2, 0]
     assert len(noses) == 2 and abs(noses[1] - noses[0] - 512) <= 3
 
 
-def test_two_faces_side_by_side_are_both_pasted(twins):
-    found = faces.detect_faces(twins)
-    out = faces.translate_photo(twins, found, green)
-    noses = [tuple(np.rint(f.landmarks[2]).astype(int)) for f in found]
-    assert [out[y, x].tolist() for x, y in noses] == [GREEN.tolist()] * 2
+def test_two_faces_side_by_side_are_both_pasted(detector, twins):
+    landmarks = find(detector, twins)["landmarks"]
+    out = face_graph.translate_photo(twins, face_graph.face_matrices(landmarks), green).numpy()
+    noses = [tuple(np.rint(points[2]).astype(int)) for points in landmarks]
+    assert (len(noses), [out[y, x].tolist() for x, y in noses]) == (2, [GREEN.tolist()] * 2)
 
 
 @pytest.mark.parametrize("photo", ["flat", "coffee"])
-def test_no_face_is_found_in_a_flat_colour_or_a_coffee_cup(photo):
+def test_no_face_is_found_in_a_flat_colour_or_a_coffee_cup(detector, photo):
+    """max_faces None: every face found, unpadded, so none is an empty batch."""
     pixels = np.full((300, 400, 3), 128, np.uint8) if photo == "flat" else skdata.coffee()
-    assert faces.detect_faces(pixels) == []
+    assert {k: v.shape for k, v in find(detector, pixels).items()} == {"boxes": (0, 4), "scores": (0,),
+                                                                       "landmarks": (0, 5, 2)}
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -164,14 +190,17 @@ def test_decode_photo_reads_the_orientation_as_translate_bytes_does():
     assert not hasattr(faces, "_UPRIGHT")
 
 
-def test_missing_mtcnn_names_the_faces_extra(monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "mtcnn", None)
-    faces.load_detector.cache_clear()
-    try:
-        with pytest.raises(faces.FacesExtraMissing, match=r'faces extra: pip install -e "\.\[faces\]" in the clone$'):
-            faces.load_detector()
-    finally:
-        faces.load_detector.cache_clear()
+@pytest.fixture
+def without_mtcnn(monkeypatch):
+    """mtcnn cannot be imported (importlib.util.find_spec finds None), and face_graph.load_detector has an empty cache
+    of its own, so it looks again; the process's cached detector is back afterwards."""
+    monkeypatch.setitem(sys.modules, "mtcnn", None)
+    monkeypatch.setattr(face_graph, "load_detector", functools.cache(face_graph.load_detector.__wrapped__))
+
+
+def test_missing_mtcnn_names_the_faces_extra(without_mtcnn):
+    with pytest.raises(faces.FacesExtraMissing, match=r'faces extra: pip install -e "\.\[faces\]" in the clone$'):
+        face_graph.load_detector()
 
 
 def test_fractional_set_on_a_hair_colour_moves_the_rest_of_the_group():
@@ -249,12 +278,12 @@ def test_cli_align_faces_writes_the_full_photo_changed_only_inside_the_mask(expo
                                                                              astronaut, face):
     assert cli(exported[1], [photo_file], tmp_path, "--align_faces", "--set", "Blond_Hair=1") == 0
     out = np.asarray(Image.open(tmp_path / "astronaut.png"))
-    outside = faces.paste_mask(astronaut.shape, face) == 0
+    outside = face_graph.paste_mask(astronaut.shape, face["matrices"]) == 0
     assert out.shape == (512, 512, 3)
     np.testing.assert_array_equal(out[outside], astronaut[outside])
 
 
-def test_cli_align_faces_keeps_a_jpeg_photo_as_pil_decodes_it_outside_the_mask(exported, tmp_path, astronaut):
+def test_cli_align_faces_keeps_a_jpeg_photo_as_pil_decodes_it_outside_the_mask(exported, tmp_path, astronaut, detector):
     """A JPEG's pixels are those of libjpeg's accurate IDCT, as PIL (and browsers) decode them; TensorFlow's default
     fast IDCT differs by up to 17 levels on this photo, which would rewrite every pixel of the edited photo."""
     path = tmp_path / "in" / "astronaut.jpg"
@@ -264,7 +293,7 @@ def test_cli_align_faces_keeps_a_jpeg_photo_as_pil_decodes_it_outside_the_mask(e
     assert np.abs(tf.io.decode_jpeg(path.read_bytes()).numpy().astype(int) - decoded).max() > 2  # the fast IDCT
     assert cli(exported[1], [path], tmp_path / "out", "--align_faces", "--set", "Blond_Hair=1") == 0
     out = np.asarray(Image.open(tmp_path / "out" / "astronaut.png"))
-    outside = faces.paste_mask(decoded.shape, faces.detect_faces(decoded)[0]) == 0
+    outside = face_graph.paste_mask(decoded.shape, face_graph.face_matrices(find(detector, decoded)["landmarks"])) == 0
     assert outside.mean() > 0.8
     np.testing.assert_array_equal(out[outside], decoded[outside])
 
@@ -272,7 +301,7 @@ def test_cli_align_faces_keeps_a_jpeg_photo_as_pil_decodes_it_outside_the_mask(e
 def test_cli_align_faces_changes_the_face(exported, tmp_path, photo_file, astronaut, face):  # noqa: F811
     assert cli(exported[1], [photo_file], tmp_path, "--align_faces") == 0
     out = np.asarray(Image.open(tmp_path / "astronaut.png"), np.float32)
-    inside = faces.paste_mask(astronaut.shape, face) == 1
+    inside = face_graph.paste_mask(astronaut.shape, face["matrices"]) == 1
     assert np.abs(out[inside] - astronaut[inside]).mean() > 10
 
 
@@ -299,13 +328,9 @@ def test_cli_fallback_translates_the_centre_square(exported, tmp_path):  # noqa:
     assert (tmp_path / "aligned" / "coffee.png").read_bytes() == (tmp_path / "plain" / "coffee.png").read_bytes()
 
 
-def test_cli_without_mtcnn_names_the_faces_extra(exported, tmp_path, photo_file, capsys, monkeypatch):  # noqa: F811
-    monkeypatch.setitem(__import__("sys").modules, "mtcnn", None)
-    faces.load_detector.cache_clear()
-    try:
-        code = cli(exported[1], [photo_file], tmp_path, "--align_faces")
-    finally:
-        faces.load_detector.cache_clear()
+def test_cli_without_mtcnn_names_the_faces_extra(exported, tmp_path, photo_file, capsys, without_mtcnn):  # noqa: F811
+    """`exported` stores no detector (made without --include_faces), so --align_faces needs the faces extra's."""
+    code = cli(exported[1], [photo_file], tmp_path, "--align_faces")
     hint = 'install the faces extra: pip install -e ".[faces]" in the clone'
     assert (code, hint in capsys.readouterr().err) == (2, True)
 
