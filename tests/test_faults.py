@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import StarGAN, StarGANCheckpoint, checkpoints, data
+from stargan_tf import StarGAN, StarGANCheckpoint, checkpoints, data, export
 from stargan_tf.config import load_config, parse_config
 from stargan_tf.lock import FolderInUse, FolderLock
 from stargan_tf.solver import Solver, prepare_run
@@ -22,6 +22,7 @@ from stargan_tf.streams import TrainingStreams
 from stargan_tf.training import TrainingError
 from tests.helpers.configs import TINY, tiny_config
 from tests.helpers.faults import class_folders, truncate_a_file_of_batch
+from tests.helpers.in_process import run_main
 from tests.helpers.workers import start_workers, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,9 +181,8 @@ def test_export_names_a_truncated_checkpoint(two_checkpoints, tmp_path):
     data_file = os.path.join(two_checkpoints.model_save_dir, "ckpt-4.data-00000-of-00001")
     with open(data_file, "r+b") as f:
         f.truncate(os.path.getsize(data_file) // 2)
-    result = subprocess.run([sys.executable, "export.py", "--model_save_dir", two_checkpoints.model_save_dir,
-                             "--export_dir", str(tmp_path / "export")], cwd=ROOT, env=env(), capture_output=True,
-                            text=True)
+    result = run_main(export.main, ["--model_save_dir", two_checkpoints.model_save_dir,
+                                    "--export_dir", str(tmp_path / "export")])
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "checkpoint " + os.path.join(two_checkpoints.model_save_dir, "ckpt-4") + " could not be read" in \
