@@ -19,8 +19,8 @@ KEPT_RESULTS requests. The page shows files the app wrote once and never rewrite
 With an export made with --include_faces (or a checkpoint directory), finding, aligning, translating and pasting
 back the faces is the export's edit_photo graph (edit_photo_auto when it has the classifier), the one TF Serving and
 translate --align_faces run, on the working copy decoded once; older exports run the same functions
-(stargan_tf.face_graph) around the model's translate_bytes. A download (or a larger photo's "Full size" one) is byte
-for byte what translate --align_faces writes for the same photo and label.
+(stargan_tf.face_graph) around the model's translate_bytes. Through edit_photo, a download (or a larger photo's
+"Full size" one) is byte for byte what translate --align_faces writes for the same photo and label.
 The logic is in plain functions (Editor, controls_for, label_for); build_page is only the layout.
 """
 
