@@ -533,11 +533,14 @@ def photos(tmp_path_factory):
 
 
 def open_page(browser, server, path):
-    """A new page at the app (1400 x 1000) with `path` uploaded, once the status names it."""
+    """A new page at the app (1400 x 1000) with `path` uploaded, once the status names it and the "Upload another
+    photo" button the same answer shows is drawn: the controls below it have moved to their places, so a click by
+    position lands where it was measured."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page.goto(server)
     page.locator("#upload input[type=file]").set_input_files(str(path))
     wait_for_message(page, f"^{path.name.replace('.', '[.]')}: ")
+    page.locator("#another").wait_for(state="visible")
     return page
 
 
