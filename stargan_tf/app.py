@@ -443,11 +443,15 @@ class Editor:
         """An upload opened and translated to its own attributes, or a message saying why it cannot be."""
         def run():
             photo = self.open(payload, name)
-            result = self.render(photo, photo.own[0]) if photo.first is None else photo.first
-            photo.first = None  # kept open for edits without it
-            folder = self.folder()
-            original, crops = self.save_photo(photo, folder)
-            png, shown = self.save(result, photo.name, folder)
+            try:
+                result = self.render(photo, photo.own[0]) if photo.first is None else photo.first
+                photo.first = None  # kept open for edits without it
+                folder = self.folder()
+                original, crops = self.save_photo(photo, folder)
+                png, shown = self.save(result, photo.name, folder)
+            except BaseException:
+                self._forget(photo)  # never kept: its upload on disk goes now
+                raise
             return View(f"{photo.name}: {photo.note} Now: {self.describe(photo.own[0])}.", photo, result, png,
                         photo.own[0], self.keep(photo), original, crops, shown)
         return self._guarded(run)

@@ -263,6 +263,15 @@ def test_closing_a_scaled_down_photo_removes_its_kept_upload(classifier_export, 
     assert not os.path.exists(kept)
 
 
+def test_a_failed_upload_of_a_scaled_down_photo_keeps_nothing_on_disk(classifier_export, astronaut_png, tmp_path,
+                                                                      monkeypatch):  # noqa: F811
+    editor = app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path), work_side=256,
+                        align_faces=False)
+    monkeypatch.setattr(editor.translator, "translate_pixels", lambda image_bytes, labels: 1 / 0)
+    view = editor.upload(astronaut_png, "astronaut.png")
+    assert (view.photo, os.listdir(editor.originals)) == (None, [])
+
+
 def test_unexpected_error_is_a_message_not_a_traceback(editor, uploaded, monkeypatch):
     monkeypatch.setattr(editor.translator, "translate_pixels", lambda image_bytes, labels: 1 / 0)
     assert editor.edit(uploaded.photo, editor.defaults).message == (
