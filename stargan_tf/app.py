@@ -260,7 +260,7 @@ class Editor:
             f" Edited at {pixels.shape[1]} x {pixels.shape[0]}: the photo's {width} x {height} is scaled down to at "
             f"most {self.work_side} pixels a side.")
         photo = self._open_in_graph(pixels, name, scaled) if self.in_graph else self._open(pixels, name, scaled)
-        if scaled:  # the upload itself waits on disk for a full-size edit
+        if scaled and len(photo.landmarks):  # the upload itself waits on disk for a full-size edit of its faces
             os.makedirs(self.originals, exist_ok=True)
             photo.original = write_atomic(os.path.join(self.originals, uuid.uuid4().hex), payload)
         return photo
@@ -398,9 +398,9 @@ class Editor:
                                  for own in photo.own])
         with self.lock:
             out = self.translator.translate_pixels(photo.payloads, labels)
-            if len(photo.landmarks):
-                return face_graph.paste_back(photo.pixels, face_graph.face_matrices(photo.landmarks), out,
-                                             self.translator.crop_size).numpy()
+        if len(photo.landmarks):
+            return face_graph.paste_back(photo.pixels, face_graph.face_matrices(photo.landmarks), out,
+                                         self.translator.crop_size).numpy()
         return out[0]
 
     def folder(self):
@@ -486,10 +486,12 @@ class Editor:
 
     def full_size(self, photo, values, dataset=None):
         """The upload itself, not its scaled-down working copy, edited as the controls' `values` edit the working copy
-        (the same controls moved from the same start): a View whose `png` is the download, byte for byte what
-        translate --align_faces writes for the same label; or a message."""
+        (the same controls moved from the same start): a View whose `png` is the download (through edit_photo, byte
+        for byte what translate --align_faces writes for the same label); or a message. Only photos with faces keep
+        their upload for this."""
         if photo.original is None:
-            return View(f"{photo.name} is edited at its own size already: its download is the full-size result.")
+            return View(f"{photo.name} has no full-size edit: a photo within {self.work_side} pixels a side is edited "
+                        "at its own size, and one without a face has its centre square translated.")
 
         def run():
             with open(photo.original, "rb") as f:
@@ -497,10 +499,13 @@ class Editor:
             clamped = [c.clamp(v) for c, v in zip(self.controls, values, strict=True)]
             whole = (dataclasses.replace(photo, pixels=pixels, first=None, original=None) if photo.in_graph
                      else self._open(pixels, photo.name, ""))
+            if not len(whole.landmarks):
+                return View(f"{photo.name}: no face was found in the full-size photo; the download stays the working "
+                            "copy's result.")
             result = self.render(whole, clamped, dataset, start=photo.own[0])
             path = write_atomic(os.path.join(self.folder(), stem(photo.name) + "-stargan-full.png"),
                                 tf.io.encode_png(result).numpy())
-            return View(f"{photo.name}: the full-size result ({pixels.shape[1]} x {pixels.shape[0]}) is ready: "
+            return View(f"{photo.name}: the full-size result ({result.shape[1]} x {result.shape[0]}) is ready: "
                         "download it below.", photo, png=path)
         return self._guarded(run)
 

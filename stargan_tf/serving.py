@@ -18,7 +18,8 @@ Signatures (the contract clients rely on):
             (N, max_faces, 5, 2) (x, y), scores (N, max_faces), zero-padded; a photo without a face comes back
             unchanged with num_faces 0. metadata then has faces (True) and max_faces (others lack both). For Python
             callers the export also holds edit_pixels (one decoded photo: pixels uint8 (H, W, 3), label (c_dim,) ->
-            image uint8 and the counts, boxes, landmarks and scores of one photo), not a signature
+            image uint8 and the counts, boxes, landmarks and scores of one photo), not a signature; its caller
+            decoded the photo, so it applies the pixel budget itself
   edit_photo_auto (exports with both, of one dataset's label): edit_photo's inputs and set float32 (N, c_dim) ->
             its outputs and own float32 (N, max_faces, c_dim): every face keeps its own attributes (D's prediction on
             its crop, rounded: translate --source auto) but the entries set marks (1), which take label's values;

@@ -31,7 +31,7 @@ is the export's `edit_photo` graph (`edit_photo_auto` with --source auto, when t
 the CLI writes the bytes TF Serving returns. --grid, --strip, a joint model's --source auto, a --min_face_confidence
 other than 0.95 and exports without edit_photo run the same detection, alignment and paste-back functions
 (stargan_tf.face_graph) in-process around the model's translate_bytes; the detector's weights are the export's
-own when it has them, else the faces extra's. Either way each photo is decoded once.
+own when it has them, else the faces extra's. Either way each photo with a face is decoded once.
 
 Outputs are named after the inputs: `d.jpg` -> `d.png` (`d-grid.png` with --grid, `d-strip.png` with --strip).
 Inputs sharing a name apart from the extension keep it, so none overwrites another: `d.jpg` and `d.png` ->

@@ -100,7 +100,8 @@ class Translator:
         edit = self._edit_pixels if chosen is None else self._edit_pixels_auto
         if edit is None:
             out = self.edit_photo(tf.io.encode_png(pixels).numpy(), label, chosen)
-            return {**out, "image": tf.io.decode_png(out.pop("image_bytes"), channels=3).numpy()}
+            png = out.pop("image_bytes")
+            return {**out, "image": tf.io.decode_png(png, channels=3).numpy()}
         rows = [tf.constant(np.asarray(v, np.float32)) for v in (label, chosen) if v is not None]
         return {k: v.numpy() for k, v in edit(tf.constant(pixels, tf.uint8), *rows).items()}
 

@@ -249,12 +249,12 @@ def test_full_size_without_the_graph_keeps_every_byte_outside_the_mask(classifie
 
 def test_a_photo_within_the_working_side_needs_no_full_size(editor, uploaded):
     assert editor.full_size(uploaded.photo, uploaded.values).message == (
-        "astronaut.png is edited at its own size already: its download is the full-size result.")
+        "astronaut.png has no full-size edit: a photo within 1600 pixels a side is edited at its own size, and one "
+        "without a face has its centre square translated.")
 
 
 def test_closing_a_scaled_down_photo_removes_its_kept_upload(classifier_export, astronaut_png, tmp_path):  # noqa: F811
-    editor = app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path), work_side=256,
-                        align_faces=False)
+    editor = app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path), work_side=256)
     view = editor.upload(astronaut_png, "astronaut.png")
     kept = view.photo.original
     with open(kept, "rb") as f:
@@ -265,11 +265,18 @@ def test_closing_a_scaled_down_photo_removes_its_kept_upload(classifier_export, 
 
 def test_a_failed_upload_of_a_scaled_down_photo_keeps_nothing_on_disk(classifier_export, astronaut_png, tmp_path,
                                                                       monkeypatch):  # noqa: F811
-    editor = app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path), work_side=256,
-                        align_faces=False)
+    editor = app.Editor(Translator.from_export(classifier_export), out_dir=str(tmp_path), work_side=256)
     monkeypatch.setattr(editor.translator, "translate_pixels", lambda image_bytes, labels: 1 / 0)
     view = editor.upload(astronaut_png, "astronaut.png")
-    assert (view.photo, os.listdir(editor.originals)) == (None, [])
+    assert (view.photo, os.listdir(editor.originals)) == (None, [])  # written after the faces were found, then removed
+
+
+def test_a_scaled_down_photo_without_a_face_keeps_no_upload_and_offers_no_full_size(editor, tmp_path):
+    """Its result is the model-size centre square whatever the photo's size: there is nothing to edit at full size."""
+    small = app.Editor(editor.translator, out_dir=str(tmp_path), work_side=256)
+    view = small.upload(png_bytes(Image.fromarray(skdata.coffee())), "coffee.png")
+    assert (view.photo.original, os.path.exists(small.originals)) == (None, False)
+    assert small.full_size(view.photo, view.values).message.startswith("coffee.png has no full-size edit")
 
 
 def test_unexpected_error_is_a_message_not_a_traceback(editor, uploaded, monkeypatch):
