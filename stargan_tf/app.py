@@ -471,7 +471,7 @@ class Editor:
             return View("Upload a photo first.")
 
         def run():
-            clamped = [c.clamp(v) for c, v in zip(self.controls, values, strict=True)]
+            clamped = self.clamped(values)
             result = self.render(photo, clamped, dataset)
             png, shown = self.save(result, photo.name)
             return View(self.edit_message(photo, clamped, dataset), photo, result, png, shown=shown)
@@ -496,7 +496,7 @@ class Editor:
         def run():
             with open(photo.original, "rb") as f:
                 pixels = faces.decode_photo(f.read(), self.budget)
-            clamped = [c.clamp(v) for c, v in zip(self.controls, values, strict=True)]
+            clamped = self.clamped(values)
             whole = (dataclasses.replace(photo, pixels=pixels, first=None, original=None) if photo.in_graph
                      else self._open(pixels, photo.name, ""))
             if not len(whole.landmarks):
@@ -508,6 +508,10 @@ class Editor:
             return View(f"{photo.name}: the full-size result ({result.shape[1]} x {result.shape[0]}) is ready: "
                         "download it below.", photo, png=path)
         return self._guarded(run)
+
+    def clamped(self, values):
+        """The controls' `values` as the page shows them: a slider's clamped to 0..1 (Control.clamp)."""
+        return [c.clamp(v) for c, v in zip(self.controls, values, strict=True)]
 
     def edit_message(self, photo, values, dataset=None):
         """The status after an edit: what the photo was translated to, or that no attribute was changed from the

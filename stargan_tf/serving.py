@@ -246,15 +246,13 @@ class GeneratorServer(tf.Module):
                "boxes": found["boxes"], "landmarks": found["landmarks"], "scores": found["scores"]}
         return out if chosen is None else {**out, "own": tf.reshape(own, [self.max_faces, self.c_dim])}
 
-    def _edit_pixels(self, pixels, label):
+    def _edit_pixels(self, pixels, label, chosen=None):
         pixels, label = _after([_assert_shape(pixels, [None, None, 3], "pixels"), *self._check_label(label[None])],
                                pixels, label)
-        return self.edit_decoded(pixels, label)
+        return self.edit_decoded(pixels, label, chosen)
 
     def _edit_pixels_auto(self, pixels, label, chosen):
-        pixels, label, chosen = _after([_assert_shape(pixels, [None, None, 3], "pixels"),
-                                        *self._check_label(label[None])], pixels, label, chosen)
-        return self.edit_decoded(pixels, label, chosen)
+        return self._edit_pixels(pixels, label, chosen)
 
     def _output_spec(self, auto):
         count = self.max_faces
