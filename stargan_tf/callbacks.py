@@ -180,7 +180,7 @@ class SampleGrid(EveryNSteps):
             return
         if self._translate is None:
             sampler = self.model.sampler
-            self._translate = tf.function(lambda x, c: sampler([x, c], training=False))
+            self._translate = tf.function(lambda x, c: sampler([x, c], training=False), autograph=False)
         rows = []
         for dataset, (x, labels) in self.samples.items():
             targets = self.model.layout.targets(dataset, labels)

@@ -112,7 +112,7 @@ class StopVote:
         self._collective = num_workers(strategy) > 1
         if self._collective:
             self._sum = tf.function(lambda flags: strategy.reduce(
-                tf.distribute.ReduceOp.SUM, strategy.run(lambda f: f, args=(flags,)), axis=None))
+                tf.distribute.ReduceOp.SUM, strategy.run(lambda f: f, args=(flags,)), axis=None), autograph=False)
 
     def __call__(self, reason):
         if not self._collective:

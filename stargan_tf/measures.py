@@ -202,7 +202,7 @@ def measure(generator, judge, layout, dataset, x, part_labels, batch_size=256):
     compiled function (about 1.4x faster than eager calls)."""
     if isinstance(generator, keras.Model):
         model = generator
-        generator = tf.function(lambda inputs, training=False: model(inputs, training=False))
+        generator = tf.function(lambda inputs, training=False: model(inputs, training=False), autograph=False)
     fn = class_measures if layout.spec(dataset).one_hot else attribute_measures
     return fn(generator, judge, layout, dataset, x, part_labels, batch_size)
 

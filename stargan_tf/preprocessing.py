@@ -47,7 +47,7 @@ def _uint(data, start, count, big_endian=False):
     return tf.add_n([data[start + i] * (1 << (8 * p)) for i, p in enumerate(places)])
 
 
-@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def _gif_size(contents):
     """(height, width, pixels, complete, first frame) of a GIF from its block structure, no pixel decoded.
 
@@ -182,7 +182,7 @@ def decode_jpeg(contents):
     return tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
 
 
-@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def exif_orientation(contents):
     """The EXIF orientation (1-8) of JPEG or PNG bytes as PIL's getexif reads it: tag 0x0112 of IFD0 in the first
     APP1 "Exif" segment or eXIf chunk before the pixels, looked for in the first EXIF_PREFIX bytes only (a uint8 copy

@@ -104,11 +104,11 @@ class GeneratorServer(tf.Module):
         size = self.image_size
         self.serving_default = tf.function(self._translate_tensor, input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
-            tf.TensorSpec([None, c_dim], tf.float32, name="label")])
+            tf.TensorSpec([None, c_dim], tf.float32, name="label")], autograph=False)
         self.translate_bytes = tf.function(self._translate_bytes, input_signature=[
             tf.TensorSpec([None], tf.string, name="image_bytes"),
-            tf.TensorSpec([None, c_dim], tf.float32, name="label")])
-        self.metadata = tf.function(self._metadata, input_signature=[])
+            tf.TensorSpec([None, c_dim], tf.float32, name="label")], autograph=False)
+        self.metadata = tf.function(self._metadata, input_signature=[], autograph=False)
         self.classify = None
         if discriminator is not None:  # D's weights are stored only then: exports stay G-only by default
             self.discriminator_variables = [getattr(v, "value", v) for v in discriminator.weights]
@@ -117,7 +117,7 @@ class GeneratorServer(tf.Module):
             self._heads = [(spec.dim, spec.one_hot) for _, spec in layout.parts]
             self._mask_width = c_dim - layout.cls_dim
             self.classify = tf.function(self._classify, input_signature=[
-                tf.TensorSpec([None], tf.string, name="image_bytes")])
+                tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False)
         self.edit_photo = self.edit_pixels = self.edit_pixels_auto = None
         self.max_faces = int(max_faces)
         if detector is not None:  # mtcnn's weights (face_graph.FaceDetector) are stored only then

@@ -134,7 +134,7 @@ class Solver:
         else:
             self.model = self.trainer = None
             self.sampler = generator_for(self.config, self.layout)
-        self._translate = tf.function(self._generate)
+        self._translate = tf.function(self._generate, autograph=False)
         self.skipped_images = []
 
     # ------------------------------------------------------------------ helpers

@@ -291,7 +291,8 @@ class StarGANTrainer:
             replica_fn = self._d_and_g_step if update_g else self._d_step
             step = self._distributed(replica_fn, classification_loss_for(self.layout, dataset),
                                      update_ema=update_g and self.G_ema is not None)
-            self._fns[key] = tf.function(step, jit_compile=self.jit_compile)
+            # No AutoGraph: the step has no tensor-dependent Python control flow; the rewrite costs a process 1 s.
+            self._fns[key] = tf.function(step, jit_compile=self.jit_compile, autograph=False)
         return self._fns[key]
 
     def train_step(self, dist_batches):
