@@ -1,7 +1,8 @@
-"""Shared fixtures: quiet TensorFlow, a small generated CelebA-layout dataset, a tiny exported model (the tiny
-configs are in tests/helpers/configs.py)."""
+"""Shared fixtures: quiet TensorFlow, a small generated CelebA-layout dataset, a tiny run with two checkpoints, a
+tiny exported model (the tiny configs are in tests/helpers/configs.py)."""
 
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,6 +29,27 @@ def pytest_collection_modifyitems(items):
 def demo_dataset(tmp_path_factory):
     """80 synthetic CelebA-layout images: (image_dir, attr_path)."""
     return generate_demo_dataset(str(tmp_path_factory.mktemp("demo") / "data"), num_images=80, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_to_4(tmp_path_factory, demo_dataset):
+    """A tiny run of 4 iterations saved at steps 2 and 4, trained once per test process: its config."""
+    from stargan_tf.solver import Solver
+    from tests.helpers.configs import tiny_config
+
+    config = tiny_config(tmp_path_factory.mktemp("trained"), demo_dataset, num_iters=4, model_save_step=2)
+    Solver(config).train()
+    return config
+
+
+@pytest.fixture()
+def two_checkpoints(trained_to_4, tmp_path):
+    """A copy of that run's model_save_dir (checkpoints of steps 2 and 4) in tmp_path, and the run's config there."""
+    from tests.helpers.configs import tiny_config
+
+    shutil.copytree(trained_to_4.model_save_dir, tmp_path / "models")
+    return tiny_config(tmp_path, (trained_to_4.celeba_image_dir, trained_to_4.attr_path), num_iters=4,
+                       model_save_step=2)
 
 
 @pytest.fixture(scope="session")

@@ -148,14 +148,7 @@ def test_resume_reuses_the_recorded_seed_and_refuses_another(tmp_path, demo_data
         train(config, num_iters=6, resume_iters="latest", seed=seed + 1)
 
 
-# ---------------------------------------------------------------- torn checkpoints
-@pytest.fixture()
-def two_checkpoints(tmp_path, demo_dataset):
-    config = tiny_config(tmp_path, demo_dataset, num_iters=4, model_save_step=2)
-    train(config)
-    return config
-
-
+# ---------------------------------------------------------------- torn checkpoints (two_checkpoints: conftest.py)
 def test_latest_skips_a_torn_index_with_a_warning(two_checkpoints, capsys):
     folder = two_checkpoints.model_save_dir
     open(os.path.join(folder, "ckpt-4.index"), "w").close()  # what kill -9 during the index merge leaves

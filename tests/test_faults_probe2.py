@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import re
-import shutil
 
 import pytest
 import tensorflow as tf
@@ -23,21 +22,6 @@ from tests.helpers.faults import class_folders, full_disk, truncate_a_file_of_ba
 def run(config, **changes):
     solver = Solver(dataclasses.replace(config, **changes))
     return solver, solver.train()
-
-
-@pytest.fixture(scope="module")
-def trained_once(tmp_path_factory, demo_dataset):
-    config = tiny_config(tmp_path_factory.mktemp("trained"), demo_dataset, num_iters=4, model_save_step=2)
-    run(config)
-    return config
-
-
-@pytest.fixture()
-def two_checkpoints(trained_once, tmp_path):
-    """A copy of a model_save_dir with checkpoints of steps 2 and 4, and the config that wrote it."""
-    shutil.copytree(trained_once.model_save_dir, tmp_path / "models")
-    return tiny_config(tmp_path, (trained_once.celeba_image_dir, trained_once.attr_path), num_iters=4,
-                       model_save_step=2)
 
 
 def edit_config(folder, change):

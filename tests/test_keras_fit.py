@@ -17,7 +17,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
-from stargan_tf import Evaluate, SampleGrid, StarGAN, StarGANCheckpoint, checkpoints, data, measures
+from stargan_tf import Evaluate, SampleGrid, StarGAN, StarGANCheckpoint, checkpoints, data, export, measures
 from stargan_tf.callbacks import first_images
 from stargan_tf.demo_data import generate_shapes_dataset
 from stargan_tf.lock import FolderInUse, FolderLock
@@ -28,6 +28,7 @@ from stargan_tf.training import NonFiniteLoss, TrainingError, learning_rate_at
 from tests.helpers.configs import tiny_config
 from tests.helpers.faults import full_disk
 from tests.helpers.grids import split_header
+from tests.helpers.in_process import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELPERS = os.path.join(ROOT, "tests", "helpers")
@@ -175,9 +176,7 @@ def test_example_writes_checkpoints_samples_and_tensorboard(example):
 
 def test_example_checkpoint_exports_with_export_py(example, tmp_path):
     out, _ = example
-    args = ["--model_save_dir", str(out / "models"), "--export_dir", str(tmp_path / "export")]
-    result = subprocess.run([sys.executable, "export.py", *args], capture_output=True, text=True, cwd=ROOT, env=env(),
-                            timeout=600)
+    result = run_main(export.main, ["--model_save_dir", str(out / "models"), "--export_dir", str(tmp_path / "export")])
     assert result.returncode == 0, result.stderr[-3000:]
     assert os.listdir(tmp_path / "export") == ["12"]
     assert os.path.isfile(tmp_path / "export" / "12" / "saved_model.pb")
