@@ -1,23 +1,20 @@
 """Folder-per-class datasets (RaFD layout), the mask vector, and joint training."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf import data, domains, losses
+from stargan_tf import data, domains, losses, translate
 from stargan_tf.demo_data import generate_shapes_dataset
 from stargan_tf.export import export_generator
 from stargan_tf.solver import Solver
 from stargan_tf.training import classification_loss_for
 from tests.helpers.configs import tiny_config
 from tests.helpers.grids import split_header
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.in_process import run_main
 
 
 def make_image(path, size=(20, 20), mode="RGB"):
@@ -165,10 +162,8 @@ def test_joint_training_with_mask_vector(shapes, demo_dataset, tmp_path):
 
     photo = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(photo)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-m", "stargan_tf.translate", "--export_dir", export, "--input",
-                             str(photo), "--source", "Male=1", "--set", "red=1", "--output", str(tmp_path / "o")],
-                            capture_output=True, text=True, cwd=ROOT, env=env)
+    result = run_main(translate.main, ["--export_dir", export, "--input", str(photo), "--source", "Male=1", "--set",
+                                       "red=1", "--output", str(tmp_path / "o")])
     assert result.returncode == 0, result.stderr
     from stargan_tf.serving import decode_square
     x = decode_square(tf.constant(photo.read_bytes()), 32).numpy()[None]
