@@ -27,9 +27,12 @@ def test_mirrored_step_equals_single_device_step():
     bound for recursive summation (Higham, Accuracy and Stability of Numerical Algorithms, 4.2) the sums then
     differ by at most n * u relative for n terms of unit roundoff u: the float32 tolerance, whatever the CPU's
     kernels. In bfloat16 each replica's gradient is rounded to 8 bits before the float32 all-reduce: a few roundings
-    of u = 2^-8 over the two iterations. Plain SGD makes a weight change the rate times the gradient; Adam would
-    not do (its first steps move every weight by about +-lr whatever the gradient's size, so a near-zero gradient
-    whose sign depends on the order flips a whole step)."""
+    of u = 2^-8 over the two iterations. Where the CPU's bfloat16 kernels also add in bfloat16 (TensorFlow's own
+    kernels, used without oneDNN's bfloat16 support: 6 u measured for G), the order of the sums costs more: the
+    helper measures it on this CPU as a one-device run on the batch with its halves swapped, and the mirrored run,
+    another order of the same sums, may be twice as far. Plain SGD makes a weight change the rate times the
+    gradient; Adam would not do (its first steps move every weight by about +-lr whatever the gradient's size, so a
+    near-zero gradient whose sign depends on the order flips a whole step)."""
     result = subprocess.run([sys.executable, os.path.join(HELPERS, "mirrored_step.py")], capture_output=True,
                             text=True, env=env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -41,11 +44,13 @@ def test_mirrored_step_equals_single_device_step():
         # The moving average of G is float32 in either precision and follows its formula (a few roundings of
         # weights below 1) under the mirrored strategy.
         assert run["ema_dtypes"] == ["float32"] and run["G_ema_formula"] < 8 * FLOAT32_ROUNDOFF
+    assert out["bf16"]["same_start"]
     for precision, tolerance in (("off", LONGEST_SUM * FLOAT32_ROUNDOFF), ("bf16", 4 * BFLOAT16_ROUNDOFF)):
         run = out[precision]
         for model in ("G", "D", "G_ema"):
             assert run[f"{model}_moved"] > 1e-4, (precision, model)  # the steps changed it: agreement is not trivial
-            assert run[model] < tolerance, (precision, model, run[model])
+            bound = tolerance + 2 * run.get(f"order_{model}", 0.0)
+            assert run[model] < bound, (precision, model, run[model], bound)
         for key, value in run["loss_single"].items():
             # a loss is a sum over the batch as well: the same bound, against the size of its terms
             assert run["loss_multi"][key] == pytest.approx(value, rel=tolerance, abs=tolerance), (precision, key)

@@ -28,6 +28,7 @@ for _ in range(2):  # each replica's half: its own target permutation and interp
     halves.append({"image": rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32), "label_org": label,
                    "label_trg": label[rng.permutation(4)], "alpha": rng.random((4, 1, 1, 1)).astype(np.float32)})
 whole = {k: np.concatenate([h[k] for h in halves]) for k in halves[0]}
+swapped = {k: np.concatenate([h[k] for h in halves[::-1]]) for k in halves[0]}  # the same images, another order
 mirrored = distribute.make_strategy("mirrored")
 assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
 
@@ -37,12 +38,21 @@ def flat(weights):
     return np.concatenate([np.asarray(w, np.float64).ravel() for w in weights])
 
 
+def config_for(precision):
+    return StarGANConfig(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=8,
+                         mixed_precision=precision, n_critic=2, g_ema_decay=0.5, jit_compile=False).validate()
+
+
+def single_trainer(precision, optimizer):
+    """A one-device trainer with the seed-1 initial weights; `optimizer()` makes each optimizer."""
+    keras.utils.set_random_seed(1)
+    return StarGANTrainer.from_config(config_for(precision), g_optimizer=optimizer(), d_optimizer=optimizer())
+
+
 def trainers(precision, optimizer):
     """(single-device, mirrored) trainers with the same initial weights; `optimizer()` makes each optimizer."""
-    config = StarGANConfig(image_size=32, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=5, batch_size=8,
-                           mixed_precision=precision, n_critic=2, g_ema_decay=0.5, jit_compile=False).validate()
-    keras.utils.set_random_seed(1)
-    single = StarGANTrainer.from_config(config, g_optimizer=optimizer(), d_optimizer=optimizer())
+    config = config_for(precision)
+    single = single_trainer(precision, optimizer)
     with mirrored.scope():
         g_optimizer, d_optimizer = optimizer(), optimizer()
     multi = StarGANTrainer.from_config(config, strategy=mirrored, g_optimizer=g_optimizer, d_optimizer=d_optimizer)
@@ -62,9 +72,11 @@ def two_iterations(single, multi):
     return ({k: float(v) for k, v in terms_single.items()}, {k: float(v) for k, v in terms_multi.items()})
 
 
-def sgd_difference(precision):
+def sgd_difference(precision, reorder=False):
     """|mirrored change - single change| / |single change| over all of G's, D's and the average's weights, and the
-    mirrored average of G against its formula after the one G update."""
+    mirrored average of G against its formula after the one G update. With `reorder`, also `order_<model>`: the same
+    for a one-device run on the batch with its halves swapped, what another order of the same sums costs on this
+    CPU's kernels."""
     single, multi = trainers(precision, lambda: keras.optimizers.SGD(SGD_RATE))
     g_start = multi.G.get_weights()
     start = {"G": flat(single.G.get_weights()), "D": flat(single.D.get_weights())}
@@ -77,11 +89,20 @@ def sgd_difference(precision):
            "G_ema_formula": max(float(np.abs(e - (1 / 3 * w0 + 2 / 3 * w1)).max()) for e, w0, w1 in zip(
                multi.G_ema.get_weights(), g_start, multi.G.get_weights(), strict=True)),
            "ema_dtypes": sorted({v.dtype for v in multi.G_ema.weights})}
+    reordered = None
+    if reorder:
+        reordered = single_trainer(precision, lambda: keras.optimizers.SGD(SGD_RATE))
+        out["same_start"] = bool(np.array_equal(flat(reordered.G.get_weights()), start["G"]))
+        for _ in range(2):
+            reordered.train_step({"CelebA": {k: tf.constant(v) for k, v in swapped.items()}})
     for name in ("G", "D", "G_ema"):
         a, b = flat(getattr(multi, name).get_weights()), flat(getattr(single, name).get_weights())
         out[name] = float(np.linalg.norm(a - b) / np.linalg.norm(b - start[name]))
         out[f"{name}_moved"] = float(np.linalg.norm(b - start[name]) / np.linalg.norm(start[name]))
+        if reordered is not None:
+            c = flat(getattr(reordered, name).get_weights())
+            out[f"order_{name}"] = float(np.linalg.norm(c - b) / np.linalg.norm(b - start[name]))
     return out
 
 
-print(json.dumps({"off": sgd_difference("off"), "bf16": sgd_difference("bf16")}))
+print(json.dumps({"off": sgd_difference("off"), "bf16": sgd_difference("bf16", reorder=True)}))
