@@ -34,11 +34,10 @@ def demo_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_to_4(tmp_path_factory, demo_dataset):
     """A tiny run of 4 iterations saved at steps 2 and 4, trained once per test process: its config."""
-    from stargan_tf.solver import Solver
-    from tests.helpers.configs import tiny_config
+    from tests.helpers.configs import tiny_config, trained
 
     config = tiny_config(tmp_path_factory.mktemp("trained"), demo_dataset, num_iters=4, model_save_step=2)
-    Solver(config).train()
+    trained(config)
     return config
 
 

@@ -1,6 +1,5 @@
 """Faults during training: a second run, signals, torn checkpoints, broken images, NaN, unusable folders."""
 
-import dataclasses
 import os
 import re
 import signal
@@ -17,10 +16,10 @@ from PIL import Image
 from stargan_tf import StarGAN, StarGANCheckpoint, checkpoints, data, export
 from stargan_tf.config import load_config, parse_config
 from stargan_tf.lock import FolderInUse, FolderLock
-from stargan_tf.solver import Solver, prepare_run
+from stargan_tf.solver import prepare_run
 from stargan_tf.streams import TrainingStreams
 from stargan_tf.training import TrainingError
-from tests.helpers.configs import TINY, tiny_config
+from tests.helpers.configs import TINY, tiny_config, trained
 from tests.helpers.faults import class_folders, truncate_a_file_of_batch
 from tests.helpers.in_process import run_main
 from tests.helpers.workers import start_workers, stop
@@ -30,11 +29,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-
-
-def train(config, **changes):
-    solver = Solver(dataclasses.replace(config, **changes))
-    return solver, solver.train()
 
 
 def wait_for(proc, log_path, text, timeout=300):
@@ -62,14 +56,14 @@ def test_second_run_on_a_locked_folder_is_refused_naming_the_holder(tmp_path, de
     try:
         with pytest.raises(FolderInUse, match=rf"--model_save_dir .* is in use by another training run \(pid "
                                               rf"{holder.pid} on "):
-            train(config)
+            trained(config)
         assert checkpoints.available_steps(config.model_save_dir) == []
     finally:
         holder.kill()
         holder.wait()
     # The kernel released the dead holder's lock: the stale lock file does not block the next run.
     assert os.path.exists(os.path.join(config.model_save_dir, ".lock"))
-    _, last = train(config)
+    _, last = trained(config)
     assert last == 2
     FolderLock(config.model_save_dir).acquire().release()  # released when training ended
 
@@ -113,8 +107,8 @@ def test_signal_saves_the_step_it_stopped_at_and_resume_is_exact(tmp_path, signu
         return  # both signals reach the one save above: resuming from it is checked once, for SIGTERM (preemption)
 
     target = step + 3
-    resumed, _ = train(config, num_iters=target, resume_iters="latest", seed=None)
-    straight, _ = train(config, num_iters=target, model_save_dir=str(tmp_path / "straight"),
+    resumed, _ = trained(config, num_iters=target, resume_iters="latest", seed=None)
+    straight, _ = trained(config, num_iters=target, model_save_dir=str(tmp_path / "straight"),
                         sample_dir=str(tmp_path / "s2"), log_dir=str(tmp_path / "l2"))
     for a, b in zip(resumed.G.get_weights() + resumed.trainer.G_ema.get_weights(),
                     straight.G.get_weights() + straight.trainer.G_ema.get_weights(), strict=True):
@@ -140,12 +134,12 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_step(tmp_path):
 # ---------------------------------------------------------------- resume and the seed
 def test_resume_reuses_the_recorded_seed_and_refuses_another(tmp_path, demo_dataset):
     config = tiny_config(tmp_path, demo_dataset, num_iters=2, seed=None)
-    train(config)
+    trained(config)
     seed = load_config(config.model_save_dir).seed
-    resumed, last = train(config, num_iters=4, resume_iters="latest")
+    resumed, last = trained(config, num_iters=4, resume_iters="latest")
     assert (last, resumed.config.seed, load_config(config.model_save_dir).seed) == (4, seed, seed)
     with pytest.raises(ValueError, match=rf"--seed {seed + 1} differs from the seed {seed} recorded in"):
-        train(config, num_iters=6, resume_iters="latest", seed=seed + 1)
+        trained(config, num_iters=6, resume_iters="latest", seed=seed + 1)
 
 
 # ---------------------------------------------------------------- torn checkpoints (two_checkpoints: conftest.py)
@@ -162,7 +156,7 @@ def test_resume_after_a_torn_save_cleans_temp_folders_and_continues(two_checkpoi
     folder = two_checkpoints.model_save_dir
     open(os.path.join(folder, "ckpt-4.index"), "w").close()
     os.makedirs(os.path.join(folder, "ckpt-4_temp"))
-    _, last = train(two_checkpoints, num_iters=6, resume_iters="latest")
+    _, last = trained(two_checkpoints, num_iters=6, resume_iters="latest")
     assert last == 6
     assert not os.path.exists(os.path.join(folder, "ckpt-4_temp"))
     out = capsys.readouterr().out
@@ -194,7 +188,7 @@ def broken_folder_config(tmp_path):
 def test_a_corrupt_image_stops_the_run_naming_it_after_saving(broken_folder_config):
     victim = truncate_a_file_of_batch(broken_folder_config, 2)
     with pytest.raises(data.DataError, match=rf"{victim}: cannot be decoded .*training stopped at step 2 \(saved "):
-        train(broken_folder_config)
+        trained(broken_folder_config)
     assert checkpoints.available_steps(broken_folder_config.model_save_dir) == [2]
 
 
@@ -216,7 +210,7 @@ def test_a_users_fit_on_training_streams_names_a_corrupt_image_after_saving(brok
 
 def test_skip_bad_images_skips_and_counts(broken_folder_config, capsys):
     victim = truncate_a_file_of_batch(broken_folder_config, 2)
-    solver, last = train(broken_folder_config, skip_bad_images=True)
+    solver, last = trained(broken_folder_config, skip_bad_images=True)
     assert last == 6
     assert solver.skipped_images == [victim]
     assert f"Skipped {victim}: cannot be decoded" in capsys.readouterr().out
@@ -227,7 +221,7 @@ def test_unwritable_sample_dir_fails_before_the_first_step(tmp_path, demo_datase
     (tmp_path / "a_file").write_text("x")
     config = tiny_config(tmp_path, demo_dataset, num_iters=2, sample_dir=str(tmp_path / "a_file" / "samples"))
     with pytest.raises(ValueError, match=r"--sample_dir .*a_file/samples: cannot write there"):
-        train(config)
+        trained(config)
     assert checkpoints.available_steps(config.model_save_dir) == []
 
 
@@ -248,7 +242,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_good_checkpoints(tmp_pa
     config = tiny_config(tmp_path, demo_dataset, num_iters=50, model_save_step=1, d_lr=1e30, g_lr=1e30,
                          num_iters_decay=0)
     with pytest.raises(TrainingError, match=r"step (\d+): .* = (nan|inf).*training stopped without saving") as info:
-        train(config)
+        trained(config)
     failed = int(info.value.args[0].split(":")[0].split()[1])
     steps = checkpoints.available_steps(config.model_save_dir)
     assert steps == list(range(1, failed))

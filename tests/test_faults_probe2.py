@@ -15,13 +15,8 @@ from stargan_tf.config import load_config, parse_config
 from stargan_tf.data import DataError
 from stargan_tf.solver import Solver
 from stargan_tf.training import TrainingError
-from tests.helpers.configs import tiny_config
+from tests.helpers.configs import tiny_config, trained
 from tests.helpers.faults import class_folders, full_disk, truncate_a_file_of_batch
-
-
-def run(config, **changes):
-    solver = Solver(dataclasses.replace(config, **changes))
-    return solver, solver.train()
 
 
 def edit_config(folder, change):
@@ -42,21 +37,21 @@ def test_full_sample_dir_saves_the_step_then_stops_naming_the_folder(tmp_path, d
     with pytest.raises(TrainingError, match=rf"^cannot write into --sample_dir {re.escape(config.sample_dir)} \(No "
                                             rf"space left on device\); training stopped at step 2 \(saved "
                                             rf"{re.escape(saved)} first\)\. Free space there .*--resume_iters latest"):
-        run(config)
+        trained(config)
     assert checkpoints.available_steps(config.model_save_dir) == [2]
     assert os.listdir(config.sample_dir) == []  # no 0-byte 2-images.png.tmp
 
 
 def test_full_disk_at_resume_names_the_folder_and_leaves_no_tmp(tmp_path, demo_dataset, monkeypatch):
     config = tiny_config(tmp_path, demo_dataset, num_iters=2)
-    run(config)
+    trained(config)
     before = sorted(os.listdir(config.model_save_dir))
     stored = open(os.path.join(config.model_save_dir, "config.json")).read()
     full_disk(monkeypatch, config.model_save_dir)
     with pytest.raises(TrainingError, match=rf"^cannot write into --model_save_dir {re.escape(config.model_save_dir)} "
                                             r"\(No space left on device\) while writing config.json: nothing was "
                                             "trained and no file was changed"):
-        run(config, num_iters=4, resume_iters="latest")
+        trained(config, num_iters=4, resume_iters="latest")
     assert sorted(os.listdir(config.model_save_dir)) == before  # no config.json.tmp
     assert open(os.path.join(config.model_save_dir, "config.json")).read() == stored
 
@@ -88,7 +83,7 @@ def test_full_log_dir_saves_the_step_then_stops_naming_the_folder(tmp_path, demo
     with pytest.raises(TrainingError, match=rf"^cannot write into --log_dir {re.escape(config.log_dir)} \(Failed to "
                                             r"flush 3 events .*No space left on device\); training stopped at step 2 "
                                             rf"\(saved {re.escape(saved)} first\)\. Free space there"):
-        run(config)
+        trained(config)
     assert checkpoints.available_steps(config.model_save_dir) == [2]
 
 
@@ -99,7 +94,7 @@ def test_a_failed_flush_after_an_error_does_not_replace_it(tmp_path, demo_datase
     full_disk(monkeypatch, config.sample_dir)
     with pytest.raises(TrainingError, match=rf"^cannot write into --sample_dir {re.escape(config.sample_dir)} \(No "
                                             r"space left on device\); training stopped at step 2"):
-        run(config)
+        trained(config)
 
 
 def test_an_unexpected_file_error_names_the_option_and_the_file(tmp_path, demo_dataset, monkeypatch, capsys):
@@ -129,10 +124,10 @@ def test_resuming_an_older_step_refuses_to_overwrite_later_checkpoints(two_check
                                          r"into a new --model_save_dir and resume there \(in this folder a later "
                                          r"--resume_iters latest would pick up those newer checkpoints, not this "
                                          r"run's\); or pass --overwrite_later_checkpoints True to replace them$"):
-        run(two_checkpoints, resume_iters=2, num_iters=4)
+        trained(two_checkpoints, resume_iters=2, num_iters=4)
     assert os.stat(later).st_mtime_ns == written
     assert parse_config(["--overwrite_later_checkpoints", "True"]).overwrite_later_checkpoints is True
-    _, last = run(two_checkpoints, resume_iters=2, num_iters=4, overwrite_later_checkpoints=True)
+    _, last = trained(two_checkpoints, resume_iters=2, num_iters=4, overwrite_later_checkpoints=True)
     assert last == 4
     assert os.stat(later).st_mtime_ns != written
 
@@ -196,14 +191,14 @@ def test_resume_message_shows_the_types_that_differ(two_checkpoints):
     edit_config(two_checkpoints.model_save_dir, lambda v: v.update(image_size="32"))
     with pytest.raises(ValueError, match=r'was written by a different configuration: --image_size "32" \(str, '
                                          r"stored\) vs 32 \(int, given\)$"):
-        run(two_checkpoints, num_iters=6, resume_iters="latest")
+        trained(two_checkpoints, num_iters=6, resume_iters="latest")
 
 
 def test_resume_message_says_a_key_is_missing(two_checkpoints):
     edit_config(two_checkpoints.model_save_dir, lambda v: v.pop("image_size"))
     with pytest.raises(ValueError, match=r"was written by a different configuration: --image_size missing \(read as "
                                          r"128\) vs 32 \(given\)$"):
-        run(two_checkpoints, num_iters=6, resume_iters="latest")
+        trained(two_checkpoints, num_iters=6, resume_iters="latest")
 
 
 # ---------------------------------------------------------------- 10: the precision at resume
@@ -212,14 +207,14 @@ def test_resume_in_another_precision_says_what_differs_and_how_to_resume(two_che
     with pytest.raises(ValueError, match=rf"^{re.escape(path)} was trained without fp16 \(--mixed_precision off\): "
                                          r"its optimizers hold no loss-scale state, which this run's fp16 needs\. The "
                                          r"checkpoint is fine: resume with --mixed_precision off$"):
-        run(two_checkpoints, num_iters=6, resume_iters="latest", mixed_precision="fp16")
+        trained(two_checkpoints, num_iters=6, resume_iters="latest", mixed_precision="fp16")
     fp16 = tiny_config(tmp_path / "fp16", demo_dataset, num_iters=2, mixed_precision="fp16")
-    run(fp16)
+    trained(fp16)
     path = os.path.join(fp16.model_save_dir, "ckpt-2")
     with pytest.raises(ValueError, match=rf"^{re.escape(path)} was trained with --mixed_precision fp16: its "
                                          r"optimizers hold fp16's loss-scale state, which this run \(precision off\) "
                                          "has none of. The checkpoint is fine: resume with --mixed_precision fp16$"):
-        run(fp16, num_iters=4, resume_iters="latest", mixed_precision="off")
+        trained(fp16, num_iters=4, resume_iters="latest", mixed_precision="off")
 
 
 # ---------------------------------------------------------------- 12: a dead peer
@@ -264,7 +259,7 @@ def test_a_file_that_is_no_image_is_named_in_a_sentence(tmp_path):
     victim = truncate_a_file_of_batch(config, 2)
     open(victim, "wb").write(b"hello, not an image")
     with pytest.raises(DataError) as info:
-        run(config)
+        trained(config)
     message = str(info.value)
     assert message.startswith(f"{victim}: cannot be decoded (not a JPEG, PNG, GIF or BMP image: {victim} first bytes "
                               "(hex): 68 65 6c 6c 6f 2c 20 6e); training stopped at step 2"), message

@@ -1,4 +1,6 @@
-"""Tiny configs for tests: 32x32, small widths, float32, no XLA."""
+"""Tiny configs for tests (32x32, small widths, float32, no XLA), and `trained`: a config, changed, trained."""
+
+import dataclasses
 
 from stargan_tf.config import StarGANConfig
 
@@ -16,3 +18,11 @@ def tiny_config(out_dir, demo=None, **changes):
         values.update(celeba_image_dir=demo[0], attr_path=demo[1])
     values.update(changes)
     return StarGANConfig(**values).validate()
+
+
+def trained(config, **changes):
+    """`config` with `changes`, trained by train.py's Solver: (the solver, the last step it trained)."""
+    from stargan_tf.solver import Solver
+
+    solver = Solver(dataclasses.replace(config, **changes))
+    return solver, solver.train()
