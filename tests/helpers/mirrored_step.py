@@ -44,15 +44,10 @@ def config_for(precision):
                          mixed_precision=precision, n_critic=2, g_ema_decay=0.5, jit_compile=False).validate()
 
 
-def single_trainer(precision, optimizer):
-    """A one-device trainer with the seed-1 initial weights; `optimizer()` makes each optimizer."""
-    keras.utils.set_random_seed(1)
-    return StarGANTrainer.from_config(config_for(precision), g_optimizer=optimizer(), d_optimizer=optimizer())
-
-
 def trainers(precision, optimizer):
-    """(single-device, mirrored) trainers with the same initial weights; `optimizer()` makes each optimizer."""
-    single = single_trainer(precision, optimizer)
+    """(single-device, mirrored) trainers with the seed-1 initial weights; `optimizer()` makes each optimizer."""
+    keras.utils.set_random_seed(1)
+    single = StarGANTrainer.from_config(config_for(precision), g_optimizer=optimizer(), d_optimizer=optimizer())
     with mirrored.scope():
         g_optimizer, d_optimizer = optimizer(), optimizer()
     multi = StarGANTrainer.from_config(single.config, strategy=mirrored, g_optimizer=g_optimizer,
@@ -79,7 +74,7 @@ def sgd_difference(precision, reorder=False):
     for a one-device run on the batch with its halves swapped, what another order of the same sums costs on this
     CPU's kernels."""
     single, multi = trainers(precision, lambda: keras.optimizers.SGD(SGD_RATE))
-    g_start = multi.G.get_weights()
+    g_start, d_start = multi.G.get_weights(), multi.D.get_weights()
     start = {"G": flat(single.G.get_weights()), "D": flat(single.D.get_weights())}
     start["G_ema"] = start["G"]
     loss_single, loss_multi = two_iterations(single, multi)
@@ -90,19 +85,23 @@ def sgd_difference(precision, reorder=False):
            "G_ema_formula": max(float(np.abs(e - (1 / 3 * w0 + 2 / 3 * w1)).max()) for e, w0, w1 in zip(
                multi.G_ema.get_weights(), g_start, multi.G.get_weights(), strict=True)),
            "ema_dtypes": sorted({v.dtype for v in multi.G_ema.weights})}
-    reordered = None
-    if reorder:
-        reordered = single_trainer(precision, lambda: keras.optimizers.SGD(SGD_RATE))
-        out["same_start"] = all(np.array_equal(flat(getattr(reordered, name).get_weights()), start[name])
-                                for name in ("G", "D"))
-        for _ in range(2):
-            reordered.train_step({"CelebA": {k: tf.constant(v) for k, v in swapped.items()}})
+    ends = {name: flat(getattr(single, name).get_weights()) for name in ("G", "D", "G_ema")}
     for name in ("G", "D", "G_ema"):
-        a, b = flat(getattr(multi, name).get_weights()), flat(getattr(single, name).get_weights())
+        a, b = flat(getattr(multi, name).get_weights()), ends[name]
         out[name] = float(np.linalg.norm(a - b) / np.linalg.norm(b - start[name]))
         out[f"{name}_moved"] = float(np.linalg.norm(b - start[name]) / np.linalg.norm(start[name]))
-        if reordered is not None:
-            c = flat(getattr(reordered, name).get_weights())
+    if reorder:  # the one-device trainer again, from its start (SGD keeps no state but its count), already traced
+        single.G.set_weights(g_start)
+        single.D.set_weights(d_start)
+        single.reset_ema()
+        for variable in (single.step, single.g_optimizer.iterations, single.d_optimizer.iterations):
+            variable.assign(0)
+        out["same_start"] = all(np.array_equal(flat(getattr(single, name).get_weights()), start[name])
+                                for name in ("G", "D", "G_ema"))
+        for _ in range(2):
+            single.train_step({"CelebA": {k: tf.constant(v) for k, v in swapped.items()}})
+        for name in ("G", "D", "G_ema"):
+            c, b = flat(getattr(single, name).get_weights()), ends[name]
             out[f"order_{name}"] = float(np.linalg.norm(c - b) / np.linalg.norm(b - start[name]))
     return out
 
