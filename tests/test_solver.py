@@ -57,9 +57,13 @@ def test_resume_continues_exactly(trained, tmp_path):
     assert int(resumed.trainer.step.numpy()) == 10
     assert int(resumed.trainer.d_optimizer.iterations.numpy()) == 10
     assert int(resumed.trainer.g_optimizer.iterations.numpy()) == 10 // config.n_critic
-    for a, b in zip(solver.G.get_weights() + solver.D.get_weights(),
-                    resumed.G.get_weights() + resumed.D.get_weights(), strict=True):
+    # The moving average of G too: restored from the checkpoint of step 5, not started again from G.
+    for a, b in zip(solver.G.get_weights() + solver.D.get_weights() + solver.trainer.G_ema.get_weights(),
+                    resumed.G.get_weights() + resumed.D.get_weights() + resumed.trainer.G_ema.get_weights(),
+                    strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert max(np.abs(a - b).max() for a, b in zip(solver.trainer.G_ema.get_weights(), solver.G.get_weights(),
+                                                   strict=True)) > 1e-5  # the average is not G
 
 
 def test_resume_from_missing_step_lists_available(trained, tmp_path):
