@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stargan_tf import distribute
-from tests.helpers.workers import HELPERS, env, start_workers, stop
+from tests.helpers.workers import HELPERS, default_pools_env, env, start_workers, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,7 @@ def test_mirrored_step_equals_single_device_step():
     gradient; Adam would not do (its first steps move every weight by about +-lr whatever the gradient's size, so a
     near-zero gradient whose sign depends on the order flips a whole step)."""
     result = subprocess.run([sys.executable, os.path.join(HELPERS, "mirrored_step.py")], capture_output=True,
-                            text=True, env=env(), timeout=600)
+                            text=True, env=default_pools_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     for precision in ("off", "bf16"):

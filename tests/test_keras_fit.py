@@ -29,6 +29,7 @@ from tests.helpers.configs import tiny_config
 from tests.helpers.faults import full_disk
 from tests.helpers.grids import split_header
 from tests.helpers.in_process import run_main
+from tests.helpers.workers import default_pools_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELPERS = os.path.join(ROOT, "tests", "helpers")
@@ -132,7 +133,7 @@ def test_sample_grid_equals_train_py_sample(cli_and_fit):
 
 def test_mirrored_fit_equals_one_device(tmp_path):
     result = subprocess.run([sys.executable, os.path.join(HELPERS, "keras_fit_mirrored.py"), str(tmp_path / "data")],
-                            capture_output=True, text=True, env=env(), timeout=600)
+                            capture_output=True, text=True, env=default_pools_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2 and out["same_strategy"]
