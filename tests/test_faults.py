@@ -80,39 +80,53 @@ def signal_run_config(out):
     return argv, parse_config(argv)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_saves_the_step_it_stopped_at_and_resume_is_exact(tmp_path, signum):
-    argv, config = signal_run_config(tmp_path)
-    log = tmp_path / "train.log"
+def stop_train_py(argv, out, signum, after_step):
+    """Run train.py with `argv`, logging into `out`, and send it `signum` once it has logged `after_step`; check that
+    it saved the step it stopped at and said how to continue: that step."""
+    log, err_log = out / f"{signal.Signals(signum).name}.log", out / f"{signal.Signals(signum).name}.err"
     proc = subprocess.Popen([sys.executable, "train.py", *argv], cwd=ROOT, env=env(), stdout=open(log, "w"),
-                            stderr=open(tmp_path / "err.log", "w"))
+                            stderr=open(err_log, "w"))
     try:
-        wait_for(proc, log, "] 6/100000")
+        wait_for(proc, log, f"] {after_step}/100000")
         proc.send_signal(signum)
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    out, err = log.read_text(), (tmp_path / "err.log").read_text()
+    text, err = log.read_text(), err_log.read_text()
     assert code == 128 + signum
-    assert "Traceback" not in err and "Traceback" not in out
-    step = checkpoints.available_steps(config.model_save_dir)[-1]
-    assert f"Stopped by {signal.Signals(signum).name} at step {step} (saved " in out
-    assert "Continue with --resume_iters latest (and the same options)" in out
-    reader = tf.train.load_checkpoint(checkpoints.checkpoint_path(config.model_save_dir, step))
+    assert "Traceback" not in err and "Traceback" not in text
+    model_save_dir = parse_config(argv).model_save_dir
+    step = checkpoints.available_steps(model_save_dir)[-1]
+    assert step >= after_step
+    assert f"Stopped by {signal.Signals(signum).name} at step {step} (saved " in text
+    assert "Continue with --resume_iters latest (and the same options)" in text
+    reader = tf.train.load_checkpoint(checkpoints.checkpoint_path(model_save_dir, step))
     iterations = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
                   if k.startswith("d_optimizer/") and "iter" in k]
     assert [int(i) for i in iterations] == [step]  # the optimizer state matches the checkpoint's step
-    if signum == signal.SIGINT:
-        return  # both signals reach the one save above: resuming from it is checked once, for SIGTERM (preemption)
+    return step
 
-    target = step + 3
-    resumed, _ = trained(config, num_iters=target, resume_iters="latest", seed=None)
-    straight, _ = trained(config, num_iters=target, model_save_dir=str(tmp_path / "straight"),
-                        sample_dir=str(tmp_path / "s2"), log_dir=str(tmp_path / "l2"))
-    for a, b in zip(resumed.G.get_weights() + resumed.trainer.G_ema.get_weights(),
-                    straight.G.get_weights() + straight.trainer.G_ema.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+def test_signals_save_the_step_they_stopped_at_and_resume_is_exact(tmp_path):
+    """SIGTERM (preemption) stops a run; train.py --resume_iters latest continues it until SIGINT (Ctrl-C) stops it
+    again. Each saves the step it stopped at, and the second save equals a run straight to that step."""
+    argv, config = signal_run_config(tmp_path)
+    first = stop_train_py(argv, tmp_path, signal.SIGTERM, 6)
+    second = stop_train_py(argv + ["--resume_iters", "latest"], tmp_path, signal.SIGINT, first + 3)
+    straight = tmp_path / "straight"
+    trained(config, num_iters=second, model_save_step=second, model_save_dir=str(straight),
+            sample_dir=str(tmp_path / "s2"), log_dir=str(tmp_path / "l2"))
+    resumed = tf.train.load_checkpoint(checkpoints.checkpoint_path(config.model_save_dir, second))
+    reference = tf.train.load_checkpoint(checkpoints.checkpoint_path(str(straight), second))
+    names = sorted(resumed.get_variable_to_shape_map())
+    assert names == sorted(reference.get_variable_to_shape_map())
+    # G, D, the moving average of G and both optimizers' moments
+    assert sum(name.startswith(("g_optimizer/", "d_optimizer/", "generator_ema/")) for name in names) == 152
+    for name in names:
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
+            np.testing.assert_allclose(resumed.get_tensor(name), reference.get_tensor(name), rtol=1e-5, atol=1e-6,
+                                       err_msg=name)
 
 
 def test_sigterm_to_one_worker_stops_both_at_the_same_step(tmp_path):
