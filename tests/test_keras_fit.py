@@ -309,27 +309,26 @@ def test_checkpoint_callback_holds_the_folder_lock_while_fit_runs(demo_dataset, 
         pass
 
 
-@pytest.mark.parametrize("with_checkpoints", [True, False])
-def test_fit_with_a_full_sample_dir_saves_the_step_then_stops_naming_the_folder(demo_dataset, tmp_path, monkeypatch,
-                                                                                 with_checkpoints):
-    config = tiny_config(tmp_path, demo_dataset, num_iters=4)
+def test_fit_with_a_full_sample_dir_saves_the_step_then_stops_naming_the_folder(demo_dataset, tmp_path, monkeypatch):
+    """Without a StarGANCheckpoint the message says nothing was saved; fit() again with one saves the step first."""
+    config = tiny_config(tmp_path, demo_dataset, num_iters=6)
     model = new_model(config)
     _, (test_paths, test_labels) = celeba_splits(config)
     samples = {"CelebA": first_images(test_paths, test_labels, config.celeba_crop_size, config.image_size, 2)}
     saver = StarGANCheckpoint(config.model_save_dir, every_n_steps=100)
     full_disk(monkeypatch, config.sample_dir)
-    saved = ("saved " + re.escape(os.path.join(config.model_save_dir, "ckpt-2")) + " first" if with_checkpoints else
-             "no StarGANCheckpoint among the callbacks: nothing saved")
-    with pytest.raises(TrainingError, match=rf"^cannot write into SampleGrid sample_dir {re.escape(config.sample_dir)} "
-                                            rf"\(No space left on device\); training stopped at step 2 \({saved}\)\. "
-                                            "Free space there"):
-        model.fit(batches(model), epochs=1, steps_per_epoch=4, verbose=0,
-                  callbacks=[SampleGrid(config.sample_dir, samples, 2), *([saver] if with_checkpoints else [])])
-    assert int(model.step.numpy()) == 2
-    assert os.listdir(config.sample_dir) == []  # no 2-images.png.tmp
-    if with_checkpoints:
-        assert [os.path.basename(p) for p in saver.saved] == ["ckpt-2"]
-        assert checkpoints.available_steps(config.model_save_dir) == [2]
+    for step, callbacks, saved in (
+            (2, [], "no StarGANCheckpoint among the callbacks: nothing saved"),
+            (4, [saver], "saved " + re.escape(os.path.join(config.model_save_dir, "ckpt-4")) + " first")):
+        with pytest.raises(TrainingError, match=rf"^cannot write into SampleGrid sample_dir "
+                                                rf"{re.escape(config.sample_dir)} \(No space left on device\); "
+                                                rf"training stopped at step {step} \({saved}\)\. Free space there"):
+            model.fit(batches(model, start=int(model.step.numpy())), epochs=1, steps_per_epoch=4, verbose=0,
+                      callbacks=[SampleGrid(config.sample_dir, samples, 2), *callbacks])
+        assert int(model.step.numpy()) == step
+        assert os.listdir(config.sample_dir) == []  # no <step>-images.png.tmp
+    assert [os.path.basename(p) for p in saver.saved] == ["ckpt-4"]
+    assert checkpoints.available_steps(config.model_save_dir) == [4]
 
 
 def test_sigterm_stops_a_users_fit_after_the_running_step_with_its_checkpoint(demo_dataset, tmp_path, capsys):
