@@ -8,7 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One thread in each of TensorFlow's pools, in every test process and the subprocesses the tests start (they inherit
 # the environment): `make test` runs two workers on two cores, and pools sized for the whole machine in each made the
 # workers' threads compete (the suite took 7:36 with 13:20 of CPU, and 6:49 with 12:02 like this, on EPYC-BF16). The
-# kernels are the same; a tensor's work is split into fewer parts.
+# kernels are the same; a tensor's work is split into fewer parts. The two mirrored checks (two logical devices in one
+# process) run the default pools instead: tests/helpers/workers.py's default_pools_env says why.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
