@@ -25,12 +25,14 @@ LONGEST_SUM = 8 * 32 * 32
 def test_mirrored_step_equals_single_device_step():
     """Mirrored over two replicas, each gradient is the same sum as on one device, added in another order. By the
     bound for recursive summation (Higham, Accuracy and Stability of Numerical Algorithms, 4.2) the sums then
-    differ by at most n * u relative for n terms of unit roundoff u: the float32 tolerance, whatever the CPU's
-    kernels. In bfloat16 each replica's gradient is rounded to 8 bits before the float32 all-reduce: a few roundings
-    of u = 2^-8 over the two iterations. Where the CPU's bfloat16 kernels also add in bfloat16 (TensorFlow's own
-    kernels, used without oneDNN's bfloat16 support: 6 u measured for G), the order of the sums costs more: the
-    helper measures it on this CPU as a one-device run on the batch with its halves swapped, and the mirrored run,
-    another order of the same sums, may be twice as far. Plain SGD makes a weight change the rate times the
+    differ by at most n * u relative for n terms of unit roundoff u: the float32 tolerance. (Higham's bound is
+    relative to the sum of the terms' sizes, so a gradient whose terms cancel can go further: with one intra-op
+    thread TensorFlow's own kernels did, hence the default pools, tests/helpers/workers.py.) In bfloat16 each
+    replica's gradient is rounded to 8 bits before the float32 all-reduce: a few roundings of u = 2^-8 over the two
+    iterations. Where the CPU's bfloat16 kernels also add in bfloat16 (TensorFlow's own kernels, used without
+    oneDNN's bfloat16 support: 6 u measured for G), the order of the sums costs more: the helper measures it on this
+    CPU as a one-device run on the batch with its halves swapped, and the mirrored run, another order of the same
+    sums, may be twice as far. Plain SGD makes a weight change the rate times the
     gradient; Adam would not do (its first steps move every weight by about +-lr whatever the gradient's size, so a
     near-zero gradient whose sign depends on the order flips a whole step)."""
     result = subprocess.run([sys.executable, os.path.join(HELPERS, "mirrored_step.py")], capture_output=True,

@@ -139,7 +139,7 @@ def test_mirrored_fit_equals_one_device(tmp_path):
     assert out["replicas"] == 2 and out["same_strategy"]
     assert out["steps"] == [4, 4] and out["g_iterations"] == [2, 2]
     # Each gradient is the same float32 sum in another order: at most n * u apart for n terms (the tolerance of
-    # tests/test_distribute.py: n = 8 images x 32 x 32 pixels, u = 2^-24), whatever the CPU's kernels.
+    # tests/test_distribute.py: n = 8 images x 32 x 32 pixels, u = 2^-24), with TensorFlow's default pools.
     tolerance = 8 * 32 * 32 * 2.0**-24
     assert out["generator"] < tolerance and out["discriminator"] < tolerance and out["generator_ema"] < tolerance
     assert out["generator_moved"] > 1e-4  # the 4 steps did change G: the agreement is not that of untouched weights
