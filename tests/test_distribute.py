@@ -32,9 +32,9 @@ def test_mirrored_step_equals_single_device_step():
     iterations. Where the CPU's bfloat16 kernels also add in bfloat16 (TensorFlow's own kernels, used without
     oneDNN's bfloat16 support: 6 u measured for G), the order of the sums costs more: the helper measures it on this
     CPU as a one-device run on the batch with its halves swapped, and the mirrored run, another order of the same
-    sums, may be twice as far. Plain SGD makes a weight change the rate times the
-    gradient; Adam would not do (its first steps move every weight by about +-lr whatever the gradient's size, so a
-    near-zero gradient whose sign depends on the order flips a whole step)."""
+    sums, may be twice as far. Plain SGD makes a weight change the rate times the gradient; Adam would not do (its
+    first steps move every weight by about +-lr whatever the gradient's size, so a near-zero gradient whose sign
+    depends on the order flips a whole step)."""
     result = subprocess.run([sys.executable, os.path.join(HELPERS, "mirrored_step.py")], capture_output=True,
                             text=True, env=default_pools_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -82,7 +82,7 @@ def signal_run_config(out):
 
 def stop_train_py(argv, out, signum, after_step):
     """Run train.py with `argv`, logging into `out`, and send it `signum` once it has logged `after_step`; check that
-    it saved the step it stopped at and said how to continue: that step."""
+    it saved the step it stopped at and said how to continue; returns that step."""
     log, err_log = out / f"{signal.Signals(signum).name}.log", out / f"{signal.Signals(signum).name}.err"
     proc = subprocess.Popen([sys.executable, "train.py", *argv], cwd=ROOT, env=env(), stdout=open(log, "w"),
                             stderr=open(err_log, "w"))
