@@ -90,7 +90,6 @@ lint: $(DEV_STAMP)
 # Two pytest workers (pytest-xdist), one test file at a time each, so a file's shared fixtures are made once: the
 # tests spend much of their time tracing models in one Python thread, which a second worker overlaps. The files go
 # out slowest first (tests/conftest.py's SLOWEST_FIRST), so neither worker is left alone with a long one at the end.
-# Each test process runs TensorFlow with one thread per pool (tests/conftest.py), so the two workers do not compete.
 test: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder

@@ -14,11 +14,11 @@ def env(**extra):
 
 
 def default_pools_env():
-    """env() without the one-thread pools of tests/conftest.py: two logical CPU devices mirrored as users run them.
-    With one intra-op thread, TensorFlow's own kernels (an AVX2-only CPU's) put the mirrored weights of G 70 times
-    further from the one-device ones (6.9e-4 relative after 4 fit() steps, every run, against 1e-5 with the default
-    pools); with both pools at one thread, D's mirrored step now and then went 3.6e-3 and 2.3e-2 away (2 of 6 pytest
-    runs; 1.7e-6 in the others)."""
+    """env() with TensorFlow's default pools, even if the caller set TF_NUM_INTRAOP_THREADS or
+    TF_NUM_INTEROP_THREADS: two logical CPU devices mirrored as users run them. With one intra-op thread,
+    TensorFlow's own kernels (an AVX2-only CPU's) put the mirrored weights of G 70 times further from the one-device
+    ones (6.9e-4 relative after 4 fit() steps, every run, against 1e-5 with the default pools); with both pools at one
+    thread, D's mirrored step now and then went 3.6e-3 and 2.3e-2 away (2 of 6 pytest runs; 1.7e-6 in the others)."""
     return {k: v for k, v in env().items() if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
 
 
