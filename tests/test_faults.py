@@ -22,13 +22,9 @@ from stargan_tf.training import TrainingError
 from tests.helpers.configs import TINY, tiny_config, trained
 from tests.helpers.faults import class_folders, truncate_a_file_of_batch
 from tests.helpers.in_process import run_main
-from tests.helpers.workers import start_workers, stop
+from tests.helpers.workers import env, start_workers, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def wait_for(proc, log_path, text, timeout=300):

@@ -29,15 +29,11 @@ from tests.helpers.configs import tiny_config
 from tests.helpers.faults import full_disk
 from tests.helpers.grids import split_header
 from tests.helpers.in_process import run_main
-from tests.helpers.workers import default_pools_env
+from tests.helpers.workers import default_pools_env, env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELPERS = os.path.join(ROOT, "tests", "helpers")
 CELEBA_FILES = {}
-
-
-def env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def celeba_splits(config):
