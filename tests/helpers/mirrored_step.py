@@ -75,7 +75,7 @@ def sgd_difference(precision, reorder=False):
     CPU's kernels."""
     single, multi = trainers(precision, lambda: keras.optimizers.SGD(SGD_RATE))
     g_start, d_start = multi.G.get_weights(), multi.D.get_weights()
-    start = {"G": flat(single.G.get_weights()), "D": flat(single.D.get_weights())}
+    start = {"G": flat(g_start), "D": flat(d_start)}
     start["G_ema"] = start["G"]
     loss_single, loss_multi = two_iterations(single, multi)
     out = {"loss_single": loss_single, "loss_multi": loss_multi,
