@@ -1,8 +1,9 @@
-"""tf.distribute: a mirrored step equals a one-device step; two workers on localhost agree; a dead worker
-ends the run with an error instead of a hang."""
+"""tf.distribute: a mirrored step equals a one-device step; two workers on localhost agree and stop together on
+SIGTERM; a dead worker ends the run with an error instead of a hang."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from stargan_tf import distribute
-from tests.helpers.workers import HELPERS, default_pools_env, env, start_workers, stop
+from stargan_tf import checkpoints, distribute
+from tests.helpers.workers import HELPERS, default_pools_env, env, start_workers, stop, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,22 +81,31 @@ def throw_away_folders(out_dir):
     return [name for name in os.listdir(os.path.join(out_dir, "tmp")) if name.startswith("stargan-")]
 
 
-def test_two_workers_train_to_identical_weights(tmp_path):
-    procs = start_workers(str(tmp_path / "demo"), str(tmp_path), num_iters=6)
+def test_two_workers_train_alike_and_sigterm_to_one_stops_both_at_the_same_step(tmp_path):
+    """SIGTERM to the non-chief after step 4: both workers stop at the step they agree on, with identical weights,
+    and only the chief wrote into the real folders."""
+    procs = start_workers(str(tmp_path / "demo"), str(tmp_path), num_iters=100000, sample_step=2)
     try:
-        codes = [p.wait(timeout=600) for p in procs]
+        wait_for(procs[0], tmp_path / "worker0.log", "] 4/100000")
+        procs[1].send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=180) for p in procs]
     finally:
         stop(procs)
-    assert codes == [0, 0], open(tmp_path / "worker0.log").read()[-3000:]
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [143, 143], logs[0][-2000:] + logs[1][-2000:]
+    step = checkpoints.available_steps(str(tmp_path / "models"))[-1]
+    for text in logs:
+        assert f"Stopped by SIGTERM at step {step} " in text
+        assert "Traceback" not in text
     first, second = np.load(tmp_path / "weights_0.npz"), np.load(tmp_path / "weights_1.npz")
     assert len(first.files) == 28 + 12 + 28  # G, D and the moving average of G
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
-    # Only the chief (worker 0) wrote into the real folders.
-    assert sorted(os.listdir(tmp_path / "models")) == [".lock", "checkpoint", "ckpt-6.data-00000-of-00001",
-                                                       "ckpt-6.index", "config.json"]
-    assert os.listdir(tmp_path / "samples") == ["6-images.png"]
-    assert throw_away_folders(tmp_path) == []  # worker 1's were deleted at the end
+    # Only the chief (worker 0) wrote into the real folders: the stop's checkpoint and the samples every 2 steps.
+    assert sorted(os.listdir(tmp_path / "models")) == [".lock", "checkpoint", f"ckpt-{step}.data-00000-of-00001",
+                                                       f"ckpt-{step}.index", "config.json"]
+    assert sorted(os.listdir(tmp_path / "samples")) == sorted(f"{k}-images.png" for k in range(2, step + 1, 2))
+    assert throw_away_folders(tmp_path) == []  # worker 1's were deleted at the stop
 
 
 @pytest.mark.parametrize("dead", [1, 0])

@@ -5,7 +5,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -22,16 +21,9 @@ from stargan_tf.training import TrainingError
 from tests.helpers.configs import TINY, tiny_config, trained
 from tests.helpers.faults import class_folders, truncate_a_file_of_batch
 from tests.helpers.in_process import run_main
-from tests.helpers.workers import env, start_workers, stop
+from tests.helpers.workers import env, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def wait_for(proc, log_path, text, timeout=300):
-    deadline = time.time() + timeout
-    while text not in open(log_path).read():
-        assert proc.poll() is None and time.time() < deadline, open(log_path).read()[-3000:]
-        time.sleep(0.2)
 
 
 # ---------------------------------------------------------------- the folder lock
@@ -123,22 +115,6 @@ def test_signals_save_the_step_they_stopped_at_and_resume_is_exact(tmp_path):
         if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
             np.testing.assert_allclose(resumed.get_tensor(name), reference.get_tensor(name), rtol=1e-5, atol=1e-6,
                                        err_msg=name)
-
-
-def test_sigterm_to_one_worker_stops_both_at_the_same_step(tmp_path):
-    procs = start_workers(str(tmp_path / "demo"), str(tmp_path), num_iters=100000)
-    try:
-        wait_for(procs[0], tmp_path / "worker0.log", "] 4/100000")
-        procs[1].send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=180) for p in procs]
-    finally:
-        stop(procs)
-    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
-    assert codes == [143, 143], logs[0][-2000:] + logs[1][-2000:]
-    step = checkpoints.available_steps(str(tmp_path / "models"))[-1]
-    for text in logs:
-        assert f"Stopped by SIGTERM at step {step} " in text
-        assert "Traceback" not in text
 
 
 # ---------------------------------------------------------------- resume and the seed

@@ -1,10 +1,12 @@
-"""Two multi-worker training processes (tests/helpers/worker.py) on localhost: start_workers, stop."""
+"""Two multi-worker training processes (tests/helpers/worker.py) on localhost: start_workers, stop; wait_for a line
+in a process's log."""
 
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 
 HELPERS = os.path.dirname(os.path.abspath(__file__))
 
@@ -28,7 +30,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_workers(demo_dir, out_dir, num_iters, collective_timeout=30):
+def start_workers(demo_dir, out_dir, num_iters, collective_timeout=30, sample_step=None):
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     tmp = os.path.join(out_dir, "tmp")  # the workers' TMPDIR, where a non-chief writes its throw-away folders
     os.makedirs(tmp, exist_ok=True)
@@ -37,7 +39,8 @@ def start_workers(demo_dir, out_dir, num_iters, collective_timeout=30):
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
         log = open(os.path.join(out_dir, f"worker{index}.log"), "w")
         procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(HELPERS, "worker.py"), demo_dir, out_dir, str(num_iters)], stdout=log,
+            [sys.executable, os.path.join(HELPERS, "worker.py"), demo_dir, out_dir, str(num_iters),
+             str(sample_step or num_iters)], stdout=log,
             stderr=subprocess.STDOUT,
             env=env(TF_CONFIG=tf_config, COLLECTIVE_TIMEOUT=str(collective_timeout), TMPDIR=tmp)))
     return procs
@@ -48,3 +51,11 @@ def stop(procs):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def wait_for(proc, log_path, text, timeout=300):
+    """Wait until `text` is in the log at `log_path`; fail with the log's end if `proc` exits first or time runs out."""
+    deadline = time.time() + timeout
+    while text not in open(log_path).read():
+        assert proc.poll() is None and time.time() < deadline, open(log_path).read()[-3000:]
+        time.sleep(0.2)
