@@ -19,17 +19,17 @@ APP_FLAGS ?=
 
 .PHONY: demo test lint venv clean-demo export translate app
 
-# --no-compile, then COMPILE: pip compiles the installed files one at a time (40% of the install: 73 s against 43 s
-# for requirements.txt and the test tools with the extras), compileall on every core in about 25 s. The .pyc files
-# are needed: where PYTHONDONTWRITEBYTECODE is set Python never writes them, and each process (every pytest worker and
-# subprocess, train.py, the app) compiled TensorFlow, torch and Gradio again: importing them took 14 s, not 7 s.
-# The one file left out is Python 3.12 syntax that torch keeps for its own tests.
-COMPILE = $(PY) -m compileall -q -j 0 -x 'torch/testing/_internal/py312_intrinsics' $(VENV)/lib
+# pip installs with --no-compile: it compiles every installed file one at a time (40% of the install: 73 s against
+# 43 s for requirements.txt and the test tools with the extras). Python then writes the .pyc of what is imported, when it
+# is first imported: about 10 s for TensorFlow, torch and Gradio, against 25 s for compiling all of .venv on both cores,
+# most of which nothing imports. Where PYTHONDONTWRITEBYTECODE is set Python never writes them, and every process
+# (each pytest worker and subprocess, train.py, the app) compiled those packages again: importing them took 14 s, not
+# 7 s. So the commands here run without it.
+unexport PYTHONDONTWRITEBYTECODE
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-compile -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
-	$(COMPILE)
 	touch $(STAMP)
 
 # Test tools (playwright drives the system's Chromium: apt-get install chromium), the optional torch extra (CPU
@@ -37,7 +37,6 @@ $(STAMP): requirements.txt pyproject.toml
 $(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-convert.txt requirements-faces.txt requirements-app.txt
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet --no-compile -r requirements-dev.txt \
 	  -r requirements-convert.txt -r requirements-faces.txt -r requirements-app.txt
-	$(COMPILE)
 	touch $(DEV_STAMP)
 
 venv: $(STAMP)
@@ -46,7 +45,6 @@ venv: $(STAMP)
 # need beyond requirements.txt.
 $(EXTRAS_STAMP): $(STAMP) requirements-faces.txt requirements-app.txt
 	$(PY) -m pip install --quiet --no-compile -e ".[faces,app]"
-	$(COMPILE)
 	touch $(EXTRAS_STAMP)
 
 NEED_MODEL = @test -f "$(MODEL_SAVE_DIR)/config.json" || { echo "no trained model in $(MODEL_SAVE_DIR) \
