@@ -499,19 +499,15 @@ def test_browser_hair_choice_explains_none(session):
     assert session["none explained"]
 
 
-@pytest.mark.parametrize("name,payload,expected", [
-    ("notes.png", b"not an image", "notes.png: not a readable image"),
-    ("bomb.png", png_bomb(20000, 20000), f"bomb.png: {BUDGET_MESSAGE}"),
-])
-def test_browser_bad_upload_shows_a_message(server, browser, tmp_path, name, payload, expected):
-    (tmp_path / name).write_bytes(payload)
+def test_browser_image_bomb_shows_a_message(server, browser, tmp_path):
+    (tmp_path / "bomb.png").write_bytes(png_bomb(20000, 20000))
     page = browser.new_page()
     page.goto(server)
-    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / name))
-    shown = wait_for_message(page, f"^{name.replace('.', '[.]')}: ")
+    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "bomb.png"))
+    shown = wait_for_message(page, "^bomb[.]png: ")
     text = page.locator("body").inner_text()
     page.close()
-    assert (shown.startswith(expected), "Traceback" in text) == (True, False)
+    assert (shown.startswith(f"bomb.png: {BUDGET_MESSAGE}"), "Traceback" in text) == (True, False)
 
 
 def test_identical_uploads_get_files_of_their_own_never_rewritten(editor, astronaut_png):
@@ -696,8 +692,9 @@ def test_browser_after_clearing_translate_edits_no_photo(coffee):
 def test_browser_non_image_message_names_what_was_expected(server, browser, photos):
     page = open_page(browser, server, photos / "notes.png")
     shown = message(page)
+    text = page.locator("body").inner_text()
     page.close()
-    assert shown == NON_IMAGE_MESSAGE
+    assert (shown, "Traceback" in text) == (NON_IMAGE_MESSAGE, False)
 
 
 def test_launch_prints_our_share_flag_not_gradios_hint(server, server_log):
