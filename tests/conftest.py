@@ -8,6 +8,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# TensorFlow keeps its default thread pools. One thread per pool made the suite about 10% faster (6:49 against 7:36
+# on EPYC-BF16), but a tiny 10-step run then came out with other roundings now and then: 3 of 52 repeated resume
+# checks were off by up to 4.4e-4, against 0 of 32 with the default pools, and the suite's resume checks failed in 3
+# of about 10 runs.
+
 
 def _end_worker_without_teardown():
     """An xdist worker has sent every result by the time atexit runs; freeing its hundreds of models and graphs
@@ -20,10 +25,7 @@ def _end_worker_without_teardown():
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     atexit.register(_end_worker_without_teardown)
-# TensorFlow keeps its default thread pools. One thread per pool made the suite about 10% faster (6:49 against 7:36
-# on EPYC-BF16), but a tiny 10-step run then came out with other roundings now and then: 3 of 52 repeated resume
-# checks were off by up to 4.4e-4, against 0 of 32 with the default pools, and the suite's resume checks failed in 3
-# of about 10 runs.
+
 
 import pytest  # noqa: E402
 
