@@ -1,6 +1,6 @@
 """One worker of a multi-worker run (TF_CONFIG set by the caller): train a tiny model, then save its weights to
 <out_dir>/weights_<task index>.npz, at the end or where SIGTERM / SIGINT stopped it.
-Usage: worker.py DEMO_DIR OUT_DIR NUM_ITERS [SAMPLE_STEP (default NUM_ITERS)]."""
+Usage: worker.py DEMO_DIR OUT_DIR NUM_ITERS SAMPLE_STEP."""
 
 import json
 import os
@@ -13,8 +13,7 @@ from stargan_tf.config import StarGANConfig
 from stargan_tf.solver import Solver
 from stargan_tf.stopping import TrainingStopped
 
-demo_dir, out_dir, num_iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
-sample_step = int(sys.argv[4]) if len(sys.argv) > 4 else num_iters
+demo_dir, out_dir, num_iters, sample_step = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 strategy = distribute.make_strategy("multi_worker", collective_timeout=float(os.environ.get("COLLECTIVE_TIMEOUT", 30)))
 config = StarGANConfig(
